@@ -1,0 +1,91 @@
+// swift-tools-version:6.1
+//
+// One product per module so that a service links only what it uses: a function that wants
+// memory + S3 does not link liblz4. Sections below are grouped by area; add a new module to the
+// section it belongs to.
+
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+var products: [Product] = []
+var targets: [Target] = []
+
+// MARK: Core
+products += [
+    .library(name: "TierCache", targets: ["TierCache"]),
+    .library(name: "TierCacheTesting", targets: ["TierCacheTesting"]),
+    .executable(name: "tiercache-demo", targets: ["tiercache-demo"]),
+]
+targets += [
+    .target(
+        name: "TierCache",
+        dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .target(
+        name: "TierCacheTesting",
+        dependencies: [
+            "TierCache",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .executableTarget(
+        name: "tiercache-demo",
+        dependencies: ["TierCache"],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheTests",
+        dependencies: ["TierCache", "TierCacheTesting"],
+        swiftSettings: swiftSettings
+    ),
+    // Proves that a tier written outside the library plugs in through the public API alone.
+    .testTarget(
+        name: "ThirdPartyTierTests",
+        dependencies: ["TierCache"],
+        swiftSettings: swiftSettings
+    ),
+]
+
+// MARK: Codecs
+
+// MARK: Backends
+
+// MARK: Benchmarks
+targets += [
+    .executableTarget(
+        name: "tiercache-bench",
+        dependencies: [
+            "TierCache",
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+products += [
+    .executable(name: "tiercache-bench", targets: ["tiercache-bench"]),
+]
+
+let package = Package(
+    name: "swift-tiercache",
+    platforms: [.macOS(.v15)],
+    products: products,
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: targets,
+    swiftLanguageModes: [.v6]
+)

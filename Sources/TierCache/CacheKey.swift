@@ -1,0 +1,95 @@
+/// The identity of a cache entry: a namespace, a name and the schema version of the value.
+///
+/// Keys are validated when created, so every key that exists is valid:
+/// - `namespace`: 1–64 ASCII letters, digits, `.`, `_` or `-`, and not `.` or `..`. Backends use
+///   it as a folder or prefix.
+/// - `name`: 1–4096 bytes of UTF-8 with no control characters (C0, DEL, C1).
+///
+/// Backends never trust a name raw: they encode or hash it (see ``fingerprint``). Bumping
+/// `schemaVersion` when the value's shape changes makes old entries unreachable, so a deploy never
+/// reads an old shape.
+public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
+    /// The longest namespace, in bytes.
+    public static let maxNamespaceLength = 64
+    /// The longest name, in UTF-8 bytes.
+    public static let maxNameLength = 4096
+
+    /// A group of keys: a folder in the disk tier, a prefix in S3.
+    public let namespace: String
+    /// The entry's name within the namespace.
+    public let name: String
+    /// The version of the value's shape.
+    public let schemaVersion: UInt32
+    /// The deterministic rendering `namespace/name#vN`, unique per key.
+    public let rendered: String
+    /// A 128-bit hash of ``rendered`` as 32 lowercase hex digits: a safe file or object name.
+    public let fingerprint: String
+    // Precomputed so that a memory-tier hit hashes one integer, not two strings.
+    private let hash64: UInt64
+
+    /// Creates a validated key.
+    /// - Throws: ``TierCacheError`` with code ``TierCacheError/Code/invalidKey`` naming the problem.
+    public init(namespace: String, name: String, schemaVersion: UInt32 = 1) throws(TierCacheError) {
+        try Self.validate(namespace: namespace)
+        try Self.validate(name: name)
+        self.namespace = namespace
+        self.name = name
+        self.schemaVersion = schemaVersion
+        let rendered = "\(namespace)/\(name)#v\(schemaVersion)"
+        self.rendered = rendered
+        let high = XXH64.hash(rendered, seed: 0)
+        let low = XXH64.hash(rendered, seed: 0x7469_6572_6361_6368)  // "tiercach"
+        self.hash64 = high
+        self.fingerprint = Self.hex(high) + Self.hex(low)
+    }
+
+    public var description: String { rendered }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(hash64)
+    }
+
+    public static func == (lhs: CacheKey, rhs: CacheKey) -> Bool {
+        lhs.hash64 == rhs.hash64 && lhs.schemaVersion == rhs.schemaVersion
+            && lhs.name == rhs.name && lhs.namespace == rhs.namespace
+    }
+
+    static func validate(namespace: String) throws(TierCacheError) {
+        let utf8 = namespace.utf8
+        guard !utf8.isEmpty else { throw .invalidKey("namespace is empty") }
+        guard utf8.count <= maxNamespaceLength else {
+            throw .invalidKey("namespace is \(utf8.count) bytes; the limit is \(maxNamespaceLength)")
+        }
+        guard namespace != ".", namespace != ".." else {
+            throw .invalidKey("namespace may not be '.' or '..'")
+        }
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                continue
+            default:
+                throw .invalidKey("namespace may hold only ASCII letters, digits, '.', '_' and '-'")
+            }
+        }
+    }
+
+    static func validate(name: String) throws(TierCacheError) {
+        let count = name.utf8.count
+        guard count > 0 else { throw .invalidKey("name is empty") }
+        guard count <= maxNameLength else {
+            throw .invalidKey("name is \(count) bytes; the limit is \(maxNameLength)")
+        }
+        for scalar in name.unicodeScalars {
+            let v = scalar.value
+            if v < 0x20 || (0x7F...0x9F).contains(v) {
+                throw .invalidKey("name holds the control character U+\(hex(UInt64(v), width: 4))")
+            }
+        }
+    }
+
+    private static func hex(_ value: UInt64, width: Int = 16) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, width - digits.count)) + digits
+    }
+}

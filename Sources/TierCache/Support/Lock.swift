@@ -1,0 +1,65 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The project's one lock type: a heap-allocated `pthread_mutex_t`.
+///
+/// Not `Synchronization.Mutex`: on Linux that sits on futexes ThreadSanitizer cannot see, and we
+/// run TSan (docs/decisions.md, note 1). Use it for short, synchronous critical sections only;
+/// state that spans an `await` belongs in an actor.
+package final class Lock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    package init() {
+        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        let rc = pthread_mutex_init(mutex, nil)
+        precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deinitialize(count: 1)
+        mutex.deallocate()
+    }
+
+    @inlinable
+    package func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+
+    @usableFromInline
+    func lock() {
+        let rc = pthread_mutex_lock(mutex)
+        precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
+    }
+
+    @usableFromInline
+    func unlock() {
+        let rc = pthread_mutex_unlock(mutex)
+        precondition(rc == 0, "pthread_mutex_unlock failed: \(rc)")
+    }
+}
+
+/// A value guarded by a ``Lock``.
+package final class LockedValueBox<Value>: @unchecked Sendable {
+    @usableFromInline let lock = Lock()
+    @usableFromInline var value: Value
+
+    package init(_ value: Value) {
+        self.value = value
+    }
+
+    @inlinable
+    package func withLock<T, E: Error>(_ body: (inout Value) throws(E) -> T) throws(E) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): set-up, a warning-free build, every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+# Our own sources must build without a warning; dependencies' warnings are theirs.
+log=$(mktemp)
+swift build --build-tests 2>&1 | tee "$log" >/dev/null || { cat "$log"; exit 1; }
+if grep -E "^$(pwd)/(Sources|Tests|Codecs|Backends)/.*warning:" "$log" | sort -u | grep .; then
+    echo "test.sh: the build has warnings (above); fix them" >&2
+    exit 1
+fi
+
+# Services the tests need run on loopback for the duration of this script.
+services=()
+cleanup() { for pid in "${services[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+if [[ -x scripts/start-moto.sh ]]; then
+    # shellcheck source=/dev/null
+    source scripts/start-moto.sh
+    services+=("$MOTO_PID")
+fi
+
+swift test --skip-build "$@"

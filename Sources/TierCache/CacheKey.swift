@@ -25,7 +25,7 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
     /// A 128-bit hash of ``rendered`` as 32 lowercase hex digits: a safe file or object name.
     public let fingerprint: String
     // Precomputed so that a memory-tier hit hashes one integer, not two strings.
-    private let hash64: UInt64
+    package let hash64: UInt64
 
     /// Creates a validated key.
     /// - Throws: ``TierCacheError`` with code ``TierCacheError/Code/invalidKey`` naming the problem.

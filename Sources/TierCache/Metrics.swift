@@ -1,4 +1,4 @@
-public import CoreMetrics
+import CoreMetrics
 import Metrics
 
 /// The names and dimensions of the metrics TierCache emits through swift-metrics.

@@ -88,13 +88,34 @@ final class LRUPolicy: EvictionPolicy {
 
 final class SIEVEPolicy: EvictionPolicy {
     private var list = SlotList()
-    private var visited: [Bool] = []
+    // A hit only sets this bit, so it lives behind a pointer: an array in a class property would
+    // pay a dynamic exclusivity check on every hit.
+    private var visited: UnsafeMutablePointer<Bool>
+    private var capacity: Int
     /// Where the hand stands; -1 means "start from the tail".
     private var hand = -1
 
+    init() {
+        capacity = 64
+        visited = .allocate(capacity: capacity)
+        visited.initialize(repeating: false, count: capacity)
+    }
+
+    deinit {
+        visited.deallocate()
+    }
+
     func didInsert(slot: Int) {
         list.pushHead(slot)
-        if slot >= visited.count { visited += repeatElement(false, count: max(slot + 1, visited.count * 2) - visited.count) }
+        if slot >= capacity {
+            let grown = max(slot + 1, capacity * 2)
+            let bigger = UnsafeMutablePointer<Bool>.allocate(capacity: grown)
+            bigger.initialize(from: visited, count: capacity)
+            (bigger + capacity).initialize(repeating: false, count: grown - capacity)
+            visited.deallocate()
+            visited = bigger
+            capacity = grown
+        }
         visited[slot] = false
     }
 

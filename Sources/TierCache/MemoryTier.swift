@@ -36,10 +36,17 @@ public final class MemoryTier<Value: Sendable>: Sendable {
         public var freshUntil: WallTime
         /// Until when it may be served stale.
         public var staleUntil: WallTime
+
+        @usableFromInline
+        init(value: Value, freshUntil: WallTime, staleUntil: WallTime) {
+            self.value = value
+            self.freshUntil = freshUntil
+            self.staleUntil = staleUntil
+        }
     }
 
-    private let shards: [Shard]
-    private let shardMask: Int
+    @usableFromInline let shards: [Shard]
+    @usableFromInline let shardMask: Int
     private let evictions: Counter
 
     /// Creates a memory tier.
@@ -65,13 +72,14 @@ public final class MemoryTier<Value: Sendable>: Sendable {
         min(16, max(1, maxEntries / 256))
     }
 
-    @inline(__always)
-    private func shard(for key: CacheKey) -> Shard {
+    @inlinable
+    func shard(for key: CacheKey) -> Shard {
         shards[Int(truncatingIfNeeded: key.hash64 >> 40) & shardMask]
     }
 
     /// The value for `key` if it is still usable (fresh or stale) at `now`; expired entries are
     /// dropped on the way.
+    @inlinable
     public func get(_ key: CacheKey, now: WallTime) -> Hit? {
         shard(for: key).get(key, now: now)
     }
@@ -97,22 +105,29 @@ public final class MemoryTier<Value: Sendable>: Sendable {
     /// Bytes held (serialized sizes).
     public var weight: Int { shards.reduce(0) { $0 + $1.weight } }
 
-    private final class Shard: @unchecked Sendable {
-        private struct Slot {
-            var key: CacheKey
-            var value: Value
-            var weight: Int
-            var freshUntil: WallTime
-            var staleUntil: WallTime
+    // The read path is inlinable so that it is specialized for the caller's `Value`: unspecialized
+    // generic code, copying values through witness tables, costs several times a dictionary hit.
+    // State lives behind a pointer, in parallel arrays, and is touched only under `lock`: a class's
+    // stored properties would pay a dynamic exclusivity check on every access.
+    @usableFromInline
+    final class Shard: @unchecked Sendable {
+        @usableFromInline
+        struct State {
+            @usableFromInline var index: [CacheKey: Int] = [:]
+            @usableFromInline var keys: [CacheKey?] = []
+            @usableFromInline var values: [Value?] = []
+            @usableFromInline var freshUntil: [WallTime] = []
+            @usableFromInline var staleUntil: [WallTime] = []
+            @usableFromInline var weights: [Int] = []
+            @usableFromInline var freeSlots: [Int] = []
+            @usableFromInline var bytes = 0
+
+            @usableFromInline init() {}
         }
 
-        private let lock = Lock()
-        // Everything below is guarded by `lock`.
-        private var index: [CacheKey: Int] = [:]
-        private var slots: [Slot?] = []
-        private var freeSlots: [Int] = []
-        private var bytes = 0
-        private let policy: any EvictionPolicy
+        @usableFromInline let lock = Lock()
+        @usableFromInline let state: UnsafeMutablePointer<State>
+        @usableFromInline let policy: any EvictionPolicy
         private let maxEntries: Int
         private let maxBytes: Int
 
@@ -120,73 +135,89 @@ public final class MemoryTier<Value: Sendable>: Sendable {
             self.maxEntries = maxEntries
             self.maxBytes = maxBytes
             self.policy = policy
+            state = .allocate(capacity: 1)
+            state.initialize(to: State())
         }
 
-        var count: Int { lock.withLock { index.count } }
-        var weight: Int { lock.withLock { bytes } }
+        deinit {
+            state.deinitialize(count: 1)
+            state.deallocate()
+        }
 
+        var count: Int { lock.withLock { state.pointee.index.count } }
+        var weight: Int { lock.withLock { state.pointee.bytes } }
+
+        @inlinable
         func get(_ key: CacheKey, now: WallTime) -> Hit? {
-            lock.withLock {
-                guard let slotIndex = index[key], let slot = slots[slotIndex] else { return nil }
-                guard now < slot.staleUntil else {
-                    removeSlot(slotIndex)
-                    return nil
-                }
-                policy.didAccess(slot: slotIndex)
-                return Hit(value: slot.value, freshUntil: slot.freshUntil, staleUntil: slot.staleUntil)
+            lock.lock()
+            defer { lock.unlock() }
+            guard let slot = state.pointee.index[key] else { return nil }
+            let staleUntil = state.pointee.staleUntil[slot]
+            guard now < staleUntil else {
+                removeSlot(slot)
+                return nil
             }
+            policy.didAccess(slot: slot)
+            guard let value = state.pointee.values[slot] else { return nil }
+            return Hit(value: value, freshUntil: state.pointee.freshUntil[slot], staleUntil: staleUntil)
         }
 
         /// Returns the number of entries evicted to make room.
         func set(_ key: CacheKey, value: Value, weight: Int, freshUntil: WallTime, staleUntil: WallTime) -> Int {
             lock.withLock {
-                if let existing = index[key] { removeSlot(existing) }
+                if let existing = state.pointee.index[key] { removeSlot(existing) }
                 guard weight <= maxBytes else { return 0 }
                 var evicted = 0
-                while index.count >= maxEntries || bytes + weight > maxBytes, let victim = policy.victim() {
+                while state.pointee.index.count >= maxEntries || state.pointee.bytes + weight > maxBytes, let victim = policy.victim() {
                     removeSlot(victim)
                     evicted += 1
                 }
-                let slot = Slot(key: key, value: value, weight: weight, freshUntil: freshUntil, staleUntil: staleUntil)
-                let slotIndex: Int
-                if let free = freeSlots.popLast() {
-                    slotIndex = free
-                    slots[free] = slot
+                let slot: Int
+                if let free = state.pointee.freeSlots.popLast() {
+                    slot = free
+                    state.pointee.keys[slot] = key
+                    state.pointee.values[slot] = value
+                    state.pointee.freshUntil[slot] = freshUntil
+                    state.pointee.staleUntil[slot] = staleUntil
+                    state.pointee.weights[slot] = weight
                 } else {
-                    slotIndex = slots.count
-                    slots.append(slot)
+                    slot = state.pointee.keys.count
+                    state.pointee.keys.append(key)
+                    state.pointee.values.append(value)
+                    state.pointee.freshUntil.append(freshUntil)
+                    state.pointee.staleUntil.append(staleUntil)
+                    state.pointee.weights.append(weight)
                 }
-                index[key] = slotIndex
-                bytes += weight
-                policy.didInsert(slot: slotIndex)
+                state.pointee.index[key] = slot
+                state.pointee.bytes += weight
+                policy.didInsert(slot: slot)
                 return evicted
             }
         }
 
         func remove(_ key: CacheKey) {
             lock.withLock {
-                if let slotIndex = index[key] { removeSlot(slotIndex) }
+                if let slot = state.pointee.index[key] { removeSlot(slot) }
             }
         }
 
         func removeAll() {
             lock.withLock {
-                for slotIndex in index.values { policy.didRemove(slot: slotIndex) }
-                index.removeAll()
-                slots.removeAll()
-                freeSlots.removeAll()
-                bytes = 0
+                for slot in state.pointee.index.values { policy.didRemove(slot: slot) }
+                state.pointee = State()
             }
         }
 
         /// Must hold `lock`.
-        private func removeSlot(_ slotIndex: Int) {
-            guard let slot = slots[slotIndex] else { return }
-            index[slot.key] = nil
-            bytes -= slot.weight
-            slots[slotIndex] = nil
-            freeSlots.append(slotIndex)
-            policy.didRemove(slot: slotIndex)
+        @usableFromInline
+        func removeSlot(_ slot: Int) {
+            guard let key = state.pointee.keys[slot] else { return }
+            state.pointee.index[key] = nil
+            state.pointee.bytes -= state.pointee.weights[slot]
+            state.pointee.keys[slot] = nil
+            state.pointee.values[slot] = nil
+            state.pointee.freeSlots.append(slot)
+            policy.didRemove(slot: slot)
         }
     }
 }

@@ -11,6 +11,7 @@ import Darwin
 /// Not `Synchronization.Mutex`: on Linux that sits on futexes ThreadSanitizer cannot see, and we
 /// run TSan (docs/decisions.md, note 1). Use it for short, synchronous critical sections only;
 /// state that spans an `await` belongs in an actor.
+@usableFromInline
 package final class Lock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 

@@ -218,7 +218,7 @@ public final class LoopbackHTTPServer: Sendable {
 
     /// Connections open right now.
     public var openConnections: Int {
-        state.box.withLock { $0.connectionThreads.count - $0.finishedThreads.count }
+        state.box.withLock { $0.connectionFDs.count }
     }
 
     /// Stops accepting, wakes and joins every server thread, and closes every descriptor.
@@ -312,7 +312,10 @@ private final class ServerState: @unchecked Sendable {
         pthread_join(acceptThread, nil)
         // The accept loop has exited: no new connection threads can appear.
         let threads = box.withLock { shared in
-            defer { shared.connectionThreads = [:] }
+            defer {
+                shared.connectionThreads = [:]
+                shared.finishedThreads = []
+            }
             return Array(shared.connectionThreads.values)
         }
         for thread in threads {

@@ -27,6 +27,26 @@ private func echo(_ request: LoopbackHTTPServer.Request) -> LoopbackHTTPServer.R
     return .init(status: status, headers: headers, body: request.body)
 }
 
+/// Deterministic, incompressible-looking bytes (xorshift64*), cheap even in a debug build.
+private func pseudoRandomBytes(count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed
+    return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        var index = 0
+        while index < count {
+            state ^= state >> 12
+            state ^= state << 25
+            state ^= state >> 27
+            var word = state &* 0x2545_F491_4F6C_DD1D
+            for _ in 0..<8 where index < count {
+                buffer[index] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+                index += 1
+            }
+        }
+        initialized = count
+    }
+}
+
 /// A port on 127.0.0.1 with nothing listening: bound, then closed.
 private func closedPort() throws -> Int {
     let server = try LoopbackHTTPServer { _ in .init() }
@@ -193,6 +213,8 @@ struct HTTPClientTests {
         #expect(client.connectionsOpened == 1)
         #expect(server.connectionsAccepted == 1)
         #expect(server.requestCount == 1000)
+        // One easy handle served every request from the reuse pool.
+        #expect(client.handleStatistics.created == 1)
     }
 
     @Test("Connection refused fails fast as connectFailed, retryable")
@@ -336,8 +358,7 @@ struct HTTPClientTests {
         defer { server.stop() }
         let client = HTTPClient()
         defer { client.shutdown() }
-        var generator = SystemRandomNumberGenerator()
-        let body = (0..<(5 << 20) + 123).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let body = pseudoRandomBytes(count: (5 << 20) + 123, seed: 0x9E37_79B9_7F4A_7C15)
         let response = try await client.execute(HTTPRequest(method: .put, url: server.baseURL + "/big", body: body))
         #expect(response.status == 200)
         #expect(response.body.count == body.count)

@@ -96,6 +96,7 @@ targets += [
         name: "tiercache-bench",
         dependencies: [
             "TierCache",
+            "TierCacheHTTP",
         ],
         swiftSettings: swiftSettings
     ),

@@ -47,6 +47,41 @@ private func pseudoRandomBytes(count: Int, seed: UInt64) -> [UInt8] {
     }
 }
 
+/// Every easy handle is back in the pool or cleaned up, none attached to a transfer.
+private func expectNoLeakedHandles(_ client: HTTPClient, sourceLocation: SourceLocation = #_sourceLocation) {
+    let statistics = client.handleStatistics
+    #expect(statistics.active == 0, sourceLocation: sourceLocation)
+    #expect(statistics.created == statistics.idle + statistics.cleanedUp, sourceLocation: sourceLocation)
+    #expect(statistics.idle <= client.configuration.maxIdleHandles, sourceLocation: sourceLocation)
+}
+
+/// A listening socket on 127.0.0.1 that never accepts, with its backlog filled by `fillers`
+/// connections, so that a further connect attempt hangs in SYN_SENT (Linux drops SYNs to a full
+/// accept queue). Returns the port and the descriptors to close.
+private func unresponsiveListener() throws -> (port: Int, descriptors: [Int32]) {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard listener >= 0 else { throw TierCacheError(.storage, "socket failed") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(listener, $0, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, $0, &length) == 0
+        }
+    }
+    guard bound else { throw TierCacheError(.storage, "bind/listen failed: errno \(errno)") }
+    var descriptors = [listener]
+    for _ in 0..<3 {
+        let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        descriptors.append(filler)
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(filler, $0, length) }
+        }
+    }
+    return (Int(UInt16(bigEndian: address.sin_port)), descriptors)
+}
+
 /// A port on 127.0.0.1 with nothing listening: bound, then closed.
 private func closedPort() throws -> Int {
     let server = try LoopbackHTTPServer { _ in .init() }
@@ -197,6 +232,28 @@ struct HTTPClientTests {
             #expect(error?.code == .invalidRequest, "\(request.url): \(String(describing: error))")
             #expect(error?.isRetryable == false)
         }
+        expectNoLeakedHandles(client)
+    }
+
+    @Test("Clients created concurrently from many tasks all work (curl_global_init runs once)")
+    func concurrentClients() async throws {
+        let server = try LoopbackHTTPServer { request in .init(status: 200, body: Array(request.path.utf8)) }
+        defer { server.stop() }
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    let client = HTTPClient()
+                    defer { client.shutdown() }
+                    let response = try await client.execute(HTTPRequest(url: server.baseURL + "/client/\(index)"))
+                    #expect(response.body == Array("/client/\(index)".utf8))
+                    return client.connectionsOpened
+                }
+            }
+            var total = 0
+            for try await opened in group { total += opened }
+            #expect(total == 8)
+        }
+        #expect(server.connectionsAccepted == 8)
     }
 
     @Test("1,000 sequential requests to one host open one connection")
@@ -230,6 +287,27 @@ struct HTTPClientTests {
         #expect(error?.curlCodeName?.isEmpty == false)
         #expect(error?.isConnectionError == true)
         #expect(error?.isRetryable == true)
+        expectNoLeakedHandles(client)
+    }
+
+    @Test("A connect that hangs gives .timeout within the request's connect deadline, not connected")
+    func connectTimeout() async throws {
+        let (port, descriptors) = try unresponsiveListener()
+        defer { for descriptor in descriptors { close(descriptor) } }
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let error = await #expect(throws: HTTPClientError.self) {
+            try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/", timeout: .seconds(20), connectTimeout: .milliseconds(200)))
+        }
+        let elapsed = clock.now - start
+        #expect(error?.code == .timeout, "\(String(describing: error))")
+        #expect(error?.connected == false)
+        #expect(error?.isConnectionError == true)
+        #expect(elapsed >= .milliseconds(190))
+        #expect(elapsed < .seconds(10))
+        expectNoLeakedHandles(client)
     }
 
     @Test("A server that never answers gives .timeout within the request's deadline")
@@ -255,6 +333,7 @@ struct HTTPClientTests {
         // The client still works after a timeout.
         let response = try await client.execute(HTTPRequest(url: server.baseURL + "/after"))
         #expect(response.status == 200)
+        expectNoLeakedHandles(client)
     }
 
     @Test("The configuration's total timeout applies when the request sets none")
@@ -304,9 +383,7 @@ struct HTTPClientTests {
             #expect((error as? HTTPClientError)?.code == .cancelled)
         }
         // The handle went back to the pool.
-        let statistics = client.handleStatistics
-        #expect(statistics.active == 0)
-        #expect(statistics.created == statistics.idle + statistics.cleanedUp)
+        expectNoLeakedHandles(client)
     }
 
     @Test("A task cancelled before it starts throws .cancelled without sending")
@@ -347,9 +424,7 @@ struct HTTPClientTests {
         #expect(server.requestCount == 200)
         #expect(client.connectionsOpened <= 8)
         #expect(server.connectionsAccepted <= 8)
-        let statistics = client.handleStatistics
-        #expect(statistics.active == 0)
-        #expect(statistics.created == statistics.idle + statistics.cleanedUp)
+        expectNoLeakedHandles(client)
     }
 
     @Test("Bodies of a few MB go up and come back byte-exact")
@@ -383,6 +458,7 @@ struct HTTPClientTests {
         }
         let response = try await client.execute(HTTPRequest(url: server.baseURL + "/ok"))
         #expect(response.body.count == 10_000)
+        expectNoLeakedHandles(client)
     }
 
     @Test("Status faults: 503 twice, then the handler answers")

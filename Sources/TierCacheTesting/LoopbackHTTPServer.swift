@@ -56,7 +56,8 @@ public final class LoopbackHTTPServer: Sendable {
     public struct Response: Sendable {
         /// The status code.
         public var status: Int
-        /// Header fields, sent in this order. `Content-Length` is added unless present;
+        /// Header fields, sent in this order. `Content-Length` is added unless the handler sets
+        /// it or `Transfer-Encoding` (then `body` must already be encoded, e.g. chunked);
         /// `Connection: close` makes the server close the connection after the response.
         public var headers: [(name: String, value: String)]
         /// The body; not sent for `HEAD` requests or statuses without a body (1xx, 204, 304).
@@ -219,6 +220,12 @@ public final class LoopbackHTTPServer: Sendable {
     /// Connections open right now.
     public var openConnections: Int {
         state.box.withLock { $0.connectionFDs.count }
+    }
+
+    /// Whether ``stop()`` has been called. A handler that blocks (a long poll) should watch
+    /// this and return once it is `true`.
+    public var isStopping: Bool {
+        state.box.withLock { $0.stopped }
     }
 
     /// Stops accepting, wakes and joins every server thread, and closes every descriptor.
@@ -444,7 +451,12 @@ private final class ServerState: @unchecked Sendable {
             }
             let sendsBody = request.method != "HEAD" && !(100..<200).contains(response.status)
                 && response.status != 204 && response.status != 304
-            let hasLength = response.headers.contains { $0.name.lowercased() == "content-length" }
+            // A handler that frames the body itself (Content-Length, or Transfer-Encoding with
+            // the body already encoded) gets no Content-Length added.
+            let hasLength = response.headers.contains {
+                let name = $0.name.lowercased()
+                return name == "content-length" || name == "transfer-encoding"
+            }
             var head = Self.head(
                 status: response.status, headers: response.headers,
                 contentLength: hasLength || response.status == 204 || (100..<200).contains(response.status) ? nil : response.body.count

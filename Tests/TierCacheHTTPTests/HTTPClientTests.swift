@@ -534,3 +534,50 @@ struct HTTPClientTests {
         #expect(statistics.created == statistics.cleanedUp)
     }
 }
+
+@Suite("HTTPClient limits")
+struct HTTPClientLimitTests {
+    @Test("A body above maxResponseBodyBytes fails with .responseTooLarge, announced or not")
+    func responseLimit() async throws {
+        let server = try LoopbackHTTPServer { request in
+            let size = Int(request.path.dropFirst()) ?? 0
+            if request.query == "chunked" {
+                // No Content-Length: the limit trips while receiving.
+                var wire: [UInt8] = []
+                var left = size
+                while left > 0 {
+                    let piece = min(left, 1000)
+                    wire += Array("\(String(piece, radix: 16))\r\n".utf8) + [UInt8](repeating: 65, count: piece) + [13, 10]
+                    left -= piece
+                }
+                wire += Array("0\r\n\r\n".utf8)
+                return .init(status: 200, headers: [("Transfer-Encoding", "chunked")], body: wire)
+            }
+            return .init(status: 200, body: [UInt8](repeating: 66, count: size))
+        }
+        defer { server.stop() }
+        let client = HTTPClient(configuration: .init(maxResponseBodyBytes: 10_000))
+        defer { client.shutdown() }
+        let fits = try await client.execute(HTTPRequest(url: server.baseURL + "/10000"))
+        #expect(fits.body.count == 10_000)
+        let announced = await #expect(throws: HTTPClientError.self) {
+            try await client.execute(HTTPRequest(url: server.baseURL + "/10001"))
+        }
+        #expect(announced?.code == .responseTooLarge)
+        #expect(announced?.isRetryable == false)
+        let streamed = await #expect(throws: HTTPClientError.self) {
+            try await client.execute(HTTPRequest(url: server.baseURL + "/50000?chunked"))
+        }
+        #expect(streamed?.code == .responseTooLarge)
+        // The same chunked body under the limit decodes to the right bytes.
+        let chunked = try await client.execute(HTTPRequest(url: server.baseURL + "/9999?chunked"))
+        #expect(chunked.body == [UInt8](repeating: 65, count: 9999))
+        #expect(chunked.headers["content-length"] == nil)
+        // HEAD announces a large length but carries no body: fine.
+        let head = try await client.execute(HTTPRequest(method: .head, url: server.baseURL + "/20000"))
+        #expect(head.status == 200)
+        let statistics = client.handleStatistics
+        #expect(statistics.active == 0)
+        #expect(statistics.created == statistics.idle + statistics.cleanedUp)
+    }
+}

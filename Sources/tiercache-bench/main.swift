@@ -8,6 +8,7 @@ import Glibc
 // it here.
 let suites: [(name: String, run: () async throws -> Void)] = [
     ("memory", MemoryBench.run),
+    ("http", HTTPBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -47,6 +47,12 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         fields = pairs.map { (name: $0.0, value: $0.1) }
     }
 
+    /// Creates a header list from labeled `(name:, value:)` pairs (such as another list's
+    /// elements), keeping their order.
+    public init<S: Sequence>(_ fields: S) where S.Element == Element {
+        self.fields = Array(fields)
+    }
+
     /// Creates a header list from a literal, keeping its order.
     public init(dictionaryLiteral elements: (String, String)...) {
         self.init(elements)

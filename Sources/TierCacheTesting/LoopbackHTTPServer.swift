@@ -100,6 +100,7 @@ public final class LoopbackHTTPServer: Sendable {
         /// Answers with this status and a short text body without calling the handler.
         public static func status(_ code: Int) -> Fault { Fault(kind: .status(code)) }
 
+        /// The fault's kind and parameters, for test output.
         public var description: String { "\(kind)" }
     }
 

@@ -349,6 +349,18 @@ struct HTTPClientTests {
         #expect(error?.code == .timeout)
     }
 
+    @Test("With no total timeout (a long poll), a slow answer arrives; the connect timeout does not cap it")
+    func longPoll() async throws {
+        let server = try LoopbackHTTPServer(handler: echo)
+        defer { server.stop() }
+        server.enqueue(.delay(.milliseconds(600)))
+        let client = HTTPClient(configuration: .init(connectTimeout: .milliseconds(200), timeout: nil))
+        defer { client.shutdown() }
+        let response = try await client.execute(HTTPRequest(url: server.baseURL + "/next"))
+        #expect(response.status == 200)
+        #expect(response.headers["x-echo-path"] == "/next")
+    }
+
     @Test("A delay shorter than the deadline succeeds")
     func delayWithinDeadline() async throws {
         let server = try LoopbackHTTPServer(handler: echo)

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 // Type inspection shared by the binary encoder and decoder.
 //
 // The binary format decides a few things from the *type* being coded rather than from the bytes
@@ -39,6 +45,17 @@ enum BinaryRuntime {
     // Immutable after initialization: pointers into read-only runtime metadata.
     nonisolated(unsafe) static let arrayDescriptor = descriptor([Int].self)
     nonisolated(unsafe) static let dictionaryDescriptor = descriptor([Int: Int].self)
+
+    /// Whether `type` is one of the scalars or Foundation value types with a compact form of its
+    /// own (other than the String, Int, Bool and Double fast paths).
+    @inline(__always)
+    static func hasSpecialForm(_ type: any Any.Type) -> Bool {
+        type == Int8.self || type == Int16.self || type == Int32.self || type == Int64.self
+            || type == UInt.self || type == UInt8.self || type == UInt16.self || type == UInt32.self
+            || type == UInt64.self || type == Float.self || type == Int128.self || type == UInt128.self
+            || type == Date.self || type == Data.self || type == UUID.self || type == URL.self
+            || type == Decimal.self
+    }
 
     /// Whether a keyed container over `Key` is positional (values only, in encoding order).
     /// Synthesized `CodingKeys` are enums; dictionaries and hand-written dynamic keys are structs

@@ -211,6 +211,8 @@ struct BinarySerializerTests {
         _ = try roundTrip([Int8(-1): UInt8(255)])
         _ = try roundTrip([String: [String: Int]]())
         _ = try roundTrip(["outer": ["inner": [1, 2]]])
+        _ = try roundTrip(Set(["a", "b", "c"]))
+        _ = try roundTrip([Set<Int>(), Set([1, -1])])
     }
 
     @Test func integersAtTheirExtremes() throws {
@@ -337,6 +339,7 @@ struct BinarySerializerTests {
             try binary.encode(Custom(values: ["a": 1], list: [1, 2])),
             try binary.encode(Foundations(date: Date(), data: Data([1, 2]), uuid: UUID(), url: URL(string: "https://x.y/z")!,
                                           decimal: 12.5, dates: [], optionalURL: URL(string: "a/b"))),
+            try binary.encode(smallEndpointsDocument()),
         ]
         var outcomes = (thrown: 0, decoded: 0)
         func attempt(_ bytes: [UInt8]) {
@@ -386,6 +389,10 @@ struct BinarySerializerTests {
         #expect(throws: TierCacheError.self) { try binary.decode(String.self, from: absurd) }
         #expect(throws: TierCacheError.self) { try binary.decode(Data.self, from: absurd) }
         #expect(throws: TierCacheError.self) { try binary.decode([String: Int].self, from: absurd) }
+        // A count the input could hold (one byte each) but whose elements are missing.
+        let plausible: [UInt8] = [0x80, 0x08] + Array(repeating: 0, count: 1000)
+        #expect(throws: TierCacheError.self) { try binary.decode([Inner].self, from: plausible) }
+        #expect(throws: TierCacheError.self) { try binary.decode([String: Inner].self, from: plausible) }
     }
 
     @Test func trailingBytesAndBadScalarsThrow() throws {
@@ -433,6 +440,23 @@ private let decoders: [@Sendable ([UInt8]) throws -> Void] = [
     { bytes in _ = try binary.decode(Foundations.self, from: bytes) },
     { bytes in _ = try binary.decode(EndpointsDocument.self, from: bytes) },
 ]
+
+/// A two-partition slice of the endpoints model with every optional both set and unset.
+private func smallEndpointsDocument() -> EndpointsDocument {
+    let variant = EndpointVariant(dnsSuffix: "api.aws", hostname: "{service}.{region}.{dnsSuffix}", tags: ["dualstack"])
+    let defaults = EndpointProperties(credentialScope: nil, deprecated: nil, dnsSuffix: nil, hostname: "{service}.{region}",
+                                      protocols: ["https"], signatureVersions: ["v4"], sslCommonName: nil, variants: [variant])
+    let endpoint = EndpointProperties(credentialScope: CredentialScope(region: "us-east-1", service: nil), deprecated: true,
+                                      dnsSuffix: "amazonaws.com", hostname: "s3.amazonaws.com", protocols: nil,
+                                      signatureVersions: nil, sslCommonName: "x", variants: [])
+    let service = Service(defaults: defaults, endpoints: ["us-east-1": endpoint, "fips": defaults], isRegionalized: false,
+                          partitionEndpoint: "aws-global")
+    let partition = Partition(defaults: defaults, dnsSuffix: "amazonaws.com", partition: "aws", partitionName: "AWS",
+                              regionRegex: "^us$", regions: ["us-east-1": RegionInfo(description: "N. Virginia")],
+                              services: ["s3": service, "empty": Service(defaults: nil, endpoints: [:], isRegionalized: nil,
+                                                                          partitionEndpoint: nil)])
+    return EndpointsDocument(partitions: [partition, partition], version: 3)
+}
 
 /// A tiny deterministic generator, so a failing fuzz case reproduces.
 struct SplitMix64 {

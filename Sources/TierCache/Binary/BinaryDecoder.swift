@@ -509,7 +509,7 @@ struct NamedKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
         self.decoder = decoder
         // Each entry takes at least three bytes (key tag, key, value length).
         let count = try decoder.readCount(minimumBytesEach: 3)
-        table.entries.reserveCapacity(count)
+        table.entries.reserveCapacity(min(count, BinaryRuntime.maximumReservation))
         for _ in 0..<count {
             let key: Key?
             switch try decoder.readByte() {

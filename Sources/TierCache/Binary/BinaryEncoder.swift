@@ -435,7 +435,13 @@ struct NamedKeyedEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 
     mutating func superEncoder() -> any Encoder {
-        beginEntryDeferred(Key(stringValue: "super") ?? Key(intValue: 0)!)
+        // The key the standard library uses for `super` ("super", or 0 for integer keys).
+        if let key = Key(stringValue: "super") ?? Key(intValue: 0) {
+            beginEntryDeferred(key)
+        } else if encoder.deferredError == nil {
+            encoder.deferredError = EncodingError.invalidValue((), EncodingError.Context(
+                codingPath: [], debugDescription: "\(Key.self) has no key for super"))
+        }
         return encoder
     }
 

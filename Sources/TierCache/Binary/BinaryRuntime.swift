@@ -42,6 +42,11 @@ enum BinaryRuntime {
         return pointer.load(fromByteOffset: MemoryLayout<UInt>.size, as: UnsafeRawPointer?.self)
     }
 
+    /// Collections reserve at most this many elements up front, however many the (already
+    /// checked) count announces: a count is bounded by the input's length, but an element may be
+    /// far larger in memory than its one encoded byte, so larger collections grow as they fill.
+    static let maximumReservation = 1024
+
     // Immutable after initialization: pointers into read-only runtime metadata.
     nonisolated(unsafe) static let arrayDescriptor = descriptor([Int].self)
     nonisolated(unsafe) static let dictionaryDescriptor = descriptor([Int: Int].self)
@@ -97,14 +102,14 @@ extension Array: BinaryDecodableCollection where Element: Decodable {
         let count = try decoder.readCount()
         if Element.self == String.self {
             var strings: [String] = []
-            strings.reserveCapacity(count)
+            strings.reserveCapacity(Swift.min(count, BinaryRuntime.maximumReservation))
             for _ in 0..<count { strings.append(try decoder.readString()) }
             return unsafeBitCast(strings, to: [Element].self)
         } else if Element.self == UInt8.self {
             return unsafeBitCast(try decoder.readBytes(count), to: [Element].self)
         }
         var result: [Element] = []
-        result.reserveCapacity(count)
+        result.reserveCapacity(Swift.min(count, BinaryRuntime.maximumReservation))
         for _ in 0..<count { result.append(try decoder.decodeValue(Element.self)) }
         return result
     }
@@ -132,7 +137,7 @@ extension Dictionary: BinaryDecodableCollection where Key: Decodable, Value: Dec
         // Each entry takes at least two bytes, so the count is checked against half the input.
         let count = try decoder.readCount(minimumBytesEach: 2)
         var result: [Key: Value] = [:]
-        result.reserveCapacity(count)
+        result.reserveCapacity(Swift.min(count, BinaryRuntime.maximumReservation))
         if Key.self == String.self {
             for _ in 0..<count {
                 let key = unsafeBitCast(try decoder.readString(), to: Key.self)

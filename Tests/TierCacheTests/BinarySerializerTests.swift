@@ -168,6 +168,26 @@ final class Dog: Animal {
     static func == (lhs: Dog, rhs: Dog) -> Bool { lhs.name == rhs.name && lhs.tricks == rhs.tricks }
 }
 
+/// The other common inheritance pattern: the subclass hands its own encoder to `super`.
+final class Cat: Animal {
+    var lives: Int
+    enum Keys: CodingKey { case lives }
+    init(name: String, lives: Int) {
+        self.lives = lives
+        super.init(name: name)
+    }
+    required init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Keys.self)
+        lives = try container.decode(Int.self, forKey: .lives)
+        try super.init(from: decoder)
+    }
+    override func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(lives, forKey: .lives)
+        try super.encode(to: encoder)
+    }
+}
+
 @Suite("BinarySerializer")
 struct BinarySerializerTests {
     @Test func nestedStructs() throws {
@@ -278,6 +298,8 @@ struct BinarySerializerTests {
         _ = try roundTrip(Custom(values: [:], list: []))
         let dog = try binary.decode(Dog.self, from: binary.encode(Dog(name: "Rex", tricks: ["sit", "roll"])))
         #expect(dog.name == "Rex" && dog.tricks == ["sit", "roll"])
+        let cats = try binary.decode([Cat].self, from: binary.encode([Cat(name: "Tom", lives: 9), Cat(name: "", lives: -1)]))
+        #expect(cats.map(\.name) == ["Tom", ""] && cats.map(\.lives) == [9, -1])
     }
 
     @Test func bigContainersUseMultiByteHeaders() throws {

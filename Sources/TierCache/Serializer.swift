@@ -48,6 +48,7 @@ public protocol Serializer: Sendable {
 /// default `JSONEncoder`/`JSONDecoder` directly, sorted keys included (docs/benchmarks.md,
 /// `serializers`).
 public struct JSONSerializer: Serializer {
+    /// ``SerializerID/json``.
     public var id: SerializerID { .json }
 
     private let encoder: JSONEncoder

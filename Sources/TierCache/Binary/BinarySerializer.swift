@@ -34,6 +34,7 @@ public struct BinarySerializer: Serializer {
     /// The limits this serializer applies.
     public let configuration: Configuration
 
+    /// ``SerializerID/binary``.
     public var id: SerializerID { .binary }
 
     /// Creates a binary serializer.

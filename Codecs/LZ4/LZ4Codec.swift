@@ -177,7 +177,7 @@ public struct LZ4Codec: Codec {
             throw TierCacheError(.codec, "lz4: \(function) failed (returned \(written)) on \(inputCount) bytes")
         }
         guard Int(written) < inputCount else { return nil }
-        return CompressedPayload(bytes: [UInt8](UnsafeRawBufferPointer(start: destination, count: Int(written))))
+        return CompressedPayload(bytes: copyBytes(destination, count: Int(written)))
     }
 
     /// Decompresses one LZ4 block into exactly `uncompressedLength` bytes.

@@ -72,3 +72,12 @@ struct ScratchBuffer {
         capacity = 0
     }
 }
+
+/// An array holding a copy of `count` bytes at `source` (one memcpy).
+@inline(__always)
+func copyBytes(_ source: UnsafeRawPointer, count: Int) -> [UInt8] {
+    [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        if let base = buffer.baseAddress, count > 0 { memcpy(base, source, count) }
+        initialized = count
+    }
+}

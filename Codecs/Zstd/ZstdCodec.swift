@@ -139,7 +139,7 @@ public struct ZstdCodec: Codec {
         }
         let size = try checkZstd(written, in: engine.cdict == nil ? "ZSTD_compressCCtx" : "ZSTD_compress2")
         guard size < input.count else { return nil }
-        let bytes = [UInt8](UnsafeRawBufferPointer(start: destination, count: size))
+        let bytes = copyBytes(destination, count: size)
         return CompressedPayload(bytes: bytes, dictionaryID: engine.compressionDictionaryID)
     }
 

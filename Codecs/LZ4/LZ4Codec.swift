@@ -81,7 +81,8 @@ public struct LZ4Codec: Codec {
         }
     }
 
-    /// The default small-payload threshold in bytes: below it, payloads are stored raw.
+    /// The default small-payload threshold, 64 bytes: below it lz4 saves little (a 32-byte
+    /// payload often does not shrink at all), and the envelope's own header dominates the entry.
     public static let defaultMinimumInputSize = 64
     /// The default decompressed-size ceiling, 256 MiB.
     public static let defaultMaximumDecompressedSize = 256 << 20

@@ -19,8 +19,15 @@ final class ContextPool<Context: AnyObject>: @unchecked Sendable {
     private let limit: Int
     private let make: @Sendable () -> Context?
 
-    init(limit: Int = 16, make: @escaping @Sendable () -> Context?) {
+    private let keep: @Sendable (Context) -> Bool
+
+    /// - Parameters:
+    ///   - limit: how many idle contexts to keep.
+    ///   - keep: whether a released context is worth keeping (false frees it: a context that
+    ///     grew huge for one rare large payload should not pin that memory).
+    init(limit: Int = 16, keep: @escaping @Sendable (Context) -> Bool = { _ in true }, make: @escaping @Sendable () -> Context?) {
         self.limit = limit
+        self.keep = keep
         self.make = make
         var initial: [Context] = []
         initial.reserveCapacity(limit)
@@ -34,6 +41,7 @@ final class ContextPool<Context: AnyObject>: @unchecked Sendable {
     }
 
     func release(_ context: Context) {
+        guard keep(context) else { return }
         var dropped: Context? = context
         idle.withLock { contexts in
             if contexts.count < limit, let kept = dropped {

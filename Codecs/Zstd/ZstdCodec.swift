@@ -293,6 +293,7 @@ final class DecompressionContext {
     deinit { ZSTD_freeDCtx(dctx) }
 }
 
-/// Process-wide context pools, shared by every ``ZstdCodec``.
-let compressionContexts = ContextPool<CompressionContext> { CompressionContext() }
+/// Process-wide context pools, shared by every ``ZstdCodec``. A compression context that grew
+/// beyond 32 MiB (high levels on large inputs) is freed rather than kept idle.
+let compressionContexts = ContextPool<CompressionContext>(keep: { ZSTD_sizeof_CCtx($0.cctx) <= 32 << 20 }) { CompressionContext() }
 let decompressionContexts = ContextPool<DecompressionContext> { DecompressionContext() }

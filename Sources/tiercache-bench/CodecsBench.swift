@@ -57,6 +57,17 @@ enum CodecsBench {
     }
 
     static func run() async throws {
+        // The machine is shared: on two cores with other builds running, a CPU-bound process gets
+        // a fraction of a core that swings from second to second, and so would the ratios. Both
+        // sides run at the same raised priority (the tools inherit it through posix_spawn), which
+        // needs root; TIERCACHE_BENCH_NICE=0 turns it off. The suite runs without awaits, so it
+        // stays on this thread (Linux priorities are per thread).
+        let nice = getenv("TIERCACHE_BENCH_NICE").flatMap { Int32(String(cString: $0)) } ?? -10
+        let previous = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        if nice != 0, setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) == 0 {
+            Report.info(suite, "measuring at nice \(nice), ours and the tools alike")
+        }
+        defer { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, previous) }
         let cases = [
             Case(name: "zstd -3", tool: "zstd", arguments: ["-b3", "-i\(toolSeconds)"], codec: try ZstdCodec(level: 3)),
             Case(name: "zstd -1", tool: "zstd", arguments: ["-b1", "-i\(toolSeconds)"], codec: try ZstdCodec(level: 1)),

@@ -245,7 +245,7 @@ extension LZ4Codec {
 /// The fast mode's state (LZ4_sizeofState bytes) and its scratch output buffer.
 final class FastContext {
     let state: UnsafeMutableRawPointer
-    var scratch = ScratchBuffer()
+    let scratch = ScratchBuffer()
 
     init?() {
         guard let state = malloc(Int(LZ4_sizeofState())) else { return nil }
@@ -254,14 +254,13 @@ final class FastContext {
 
     deinit {
         free(state)
-        scratch.release()
     }
 }
 
 /// The HC mode's stream state and its scratch output buffer.
 final class HighCompressionContext {
     let stream: UnsafeMutablePointer<LZ4_streamHC_t>
-    var scratch = ScratchBuffer()
+    let scratch = ScratchBuffer()
 
     init?() {
         guard let stream = LZ4_createStreamHC() else { return nil }
@@ -270,7 +269,6 @@ final class HighCompressionContext {
 
     deinit {
         LZ4_freeStreamHC(stream)
-        scratch.release()
     }
 }
 

@@ -268,7 +268,7 @@ private final class Engine: @unchecked Sendable {
 /// into an array of exactly its size). Owned by one caller at a time through the pool.
 final class CompressionContext {
     let cctx: OpaquePointer
-    var scratch = ScratchBuffer()
+    let scratch = ScratchBuffer()
 
     init?() {
         guard let cctx = ZSTD_createCCtx() else { return nil }
@@ -277,7 +277,6 @@ final class CompressionContext {
 
     deinit {
         ZSTD_freeCCtx(cctx)
-        scratch.release()
     }
 }
 

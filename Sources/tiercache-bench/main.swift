@@ -10,6 +10,7 @@ let suites: [(name: String, run: () async throws -> Void)] = [
     ("memory", MemoryBench.run),
     ("http", HTTPBench.run),
     ("serializers", SerializersBench.run),
+    ("codecs", CodecsBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -12,4 +12,4 @@ scratch=".build-$kind"
 swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" 2>&1 | grep -E "error|warning: .*(Sources|Tests|Codecs|Backends)/" && exit 1
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 export ASAN_OPTIONS="detect_leaks=0 halt_on_error=1"
-swift test --skip-build --sanitize="$kind" --scratch-path "$scratch" --filter "$filter"
+swift test --skip-build --no-parallel --sanitize="$kind" --scratch-path "$scratch" --filter "$filter"

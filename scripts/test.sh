@@ -22,7 +22,10 @@ if [[ -x scripts/start-moto.sh ]]; then
     services+=("$MOTO_PID")
 fi
 
-swift test --skip-build
+# Serially: several tests check that deadlines hold (a hung tier, a silent server), and CPU-heavy
+# suites running beside them (fuzzing, codec corpora) can hold the two-thread cooperative pool
+# long enough to delay any task's resumption by tens of seconds on a two-core machine.
+swift test --skip-build --no-parallel
 
 # The concurrent parts again under ThreadSanitizer (a build folder of its own).
 ./scripts/sanitize.sh thread

@@ -61,6 +61,38 @@ targets += [
 // MARK: Codecs
 
 // MARK: Backends
+products += [
+    .library(name: "TierCacheDisk", targets: ["TierCacheDisk"]),
+]
+targets += [
+    .target(
+        name: "TierCacheDisk",
+        dependencies: [
+            "TierCache",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
+        path: "Backends/Disk",
+        swiftSettings: swiftSettings
+    ),
+    // A child process for the disk tier's crash and multi-process tests (not a product).
+    .executableTarget(
+        name: "tiercache-disk-helper",
+        dependencies: ["TierCache", "TierCacheDisk"],
+        path: "Tests/TierCacheDiskHelper",
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheDiskTests",
+        dependencies: [
+            "TierCache", "TierCacheDisk", "tiercache-disk-helper",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
 
 // MARK: Benchmarks
 targets += [
@@ -68,6 +100,7 @@ targets += [
         name: "tiercache-bench",
         dependencies: [
             "TierCache",
+            "TierCacheDisk",
         ],
         swiftSettings: swiftSettings
     ),

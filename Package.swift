@@ -65,14 +65,17 @@ products += [
     .library(name: "TierCacheDisk", targets: ["TierCacheDisk"]),
 ]
 targets += [
+    // Header-only shim: openat2(RESOLVE_CACHED) and preadv2(RWF_NOWAIT) for non-blocking reads.
+    .systemLibrary(name: "CTierCacheDisk", path: "Backends/Disk/CTierCacheDisk"),
     .target(
         name: "TierCacheDisk",
         dependencies: [
             "TierCache",
+            "CTierCacheDisk",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ],
-        path: "Backends/Disk",
+        path: "Backends/Disk/TierCacheDisk",
         swiftSettings: swiftSettings
     ),
     // A child process for the disk tier's crash and multi-process tests (not a product).

@@ -81,6 +81,26 @@ struct DiskTierBasicTests {
         #expect(try metrics.expectCounter("tiercache_tier_misses", [("tier", "disk-a")]).totalValue == 1)
     }
 
+    @Test func cachedReadsDoNotHandOffToThePool() async throws {
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let parts = release.split(separator: ".").prefix(2).compactMap { Int($0.prefix { $0.isNumber }) }
+        guard parts.count == 2, parts[0] > 5 || (parts[0] == 5 && parts[1] >= 12) else {
+            print("skipped: kernel \(release) has no openat2(RESOLVE_CACHED) (5.12+); every read uses the pool")
+            return
+        }
+        let dir = TemporaryRoot("fast")
+        defer { dir.remove() }
+        let tier = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20))
+        let k = try key("hot")
+        try await tier.put(makeEntry(k, size: 2000))
+        for _ in 0..<10 { #expect(try await tier.get(k)?.payload.count == 2000) }
+        let stats = tier.statistics
+        #expect(stats.hits == 10)
+        #expect(stats.hitsWithoutBlocking >= 9, "a file just written is in the page cache: \(stats)")
+    }
+
     @Test func cancelledTaskDoesNotWrite() async throws {
         let dir = TemporaryRoot("cancel")
         defer { dir.remove() }

@@ -87,6 +87,18 @@ package final class BlockingPool: @unchecked Sendable {
         }
     }
 
+    /// Queues `body` to run on one of the pool's threads and returns at once (fire and forget):
+    /// for best-effort work nobody waits for. Dropped when the pool is shutting down.
+    package func execute(_ body: @escaping @Sendable () -> Void) {
+        let job = FireAndForget(body)
+        let accepted: Bool = lock.withLock {
+            if stopping { return false }
+            queue.append(job)
+            return true
+        }
+        if accepted { pthread_cond_signal(condition) }
+    }
+
     /// Stops the threads after they have finished the jobs already queued, and waits for them.
     /// Later calls to ``run(_:)`` throw `CancellationError`. Never call it on ``shared``, nor from
     /// one of the pool's own threads.
@@ -177,4 +189,14 @@ private final class Job<T: Sendable>: PoolJob, @unchecked Sendable {
         let body = self.body
         return { continuation.resume(with: Result { try body() }) }
     }
+}
+
+private final class FireAndForget: PoolJob, @unchecked Sendable {
+    let body: @Sendable () -> Void
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        self.body = body
+    }
+
+    func start() -> (() -> Void)? { body }
 }

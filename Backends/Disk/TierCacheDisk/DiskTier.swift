@@ -107,6 +107,8 @@ public final class DiskTier: CacheTier {
         public var evictions = 0
         /// Entries removed because they were past their hard expiry.
         public var expired = 0
+        /// Hits served on the calling thread from the kernel's caches (no hand-off to the pool).
+        public var hitsWithoutBlocking = 0
     }
 
     /// The root's usage as shared by every process using it.
@@ -151,6 +153,8 @@ public final class DiskTier: CacheTier {
     private let stats = LockedValueBox(Statistics())
     private let sequence = LockedValueBox<UInt64>(0)
     private let processID = getpid()
+    // Cleared for good when the kernel has no openat2(RESOLVE_CACHED) / RWF_NOWAIT.
+    private let fastReads = LockedValueBox(true)
 
     /// Creates the tier. Nothing is read or created on disk until the first operation (apart from
     /// one `statvfs` when the byte budget is sized from free space), so this is cheap whatever the
@@ -210,7 +214,12 @@ public final class DiskTier: CacheTier {
     /// files and entries for another key are misses, counted and logged, never thrown.
     /// - Throws: `CancellationError` only, when cancelled before the read started.
     public func get(_ key: CacheKey) async throws -> CacheEntry? {
-        try await pool.run { self.readEntry(key) }
+        try Task.checkCancellation()
+        switch readWithoutBlocking(key) {
+        case .hit(let entry): return entry
+        case .miss: return nil
+        case .fallBack: return try await pool.run { self.readEntry(key) }
+        }
     }
 
     /// Writes `entry`, replacing any previous one, then evicts if the root is over budget. A write
@@ -231,12 +240,14 @@ public final class DiskTier: CacheTier {
     /// - Throws: `CancellationError` only.
     public func remove(_ key: CacheKey) async throws {
         try await pool.run {
-            let path = self.entryPath(key)
+            let directory = self.shardPath(key.namespace, key.fingerprint)
+            let path = directory + "/" + key.fingerprint
             do {
-                try self.sharedUsage.withLock { counters in
-                    guard let st = try self.fileSystem.status(path) else { return }
-                    if try self.fileSystem.removeFile(path) { counters.release(UInt64(st.st_size)) }
+                let removed: UInt64? = try self.fileSystem.withDirectoryLock(directory) {
+                    guard let st = try self.fileSystem.status(path), try self.fileSystem.removeFile(path) else { return nil }
+                    return UInt64(st.st_size)
                 }
+                if let removed { try self.sharedUsage.withLock { $0.release(removed) } }
                 self.index.forget(namespace: key.namespace, fingerprint: key.fingerprint)
             } catch {
                 self.logger.warning("disk tier: remove failed", metadata: ["tier": "\(self.name)", "error": "\(error)"])
@@ -362,19 +373,71 @@ public final class DiskTier: CacheTier {
     /// shared counters; another process may have replaced it with a good entry meanwhile.
     @discardableResult
     private func removeIfUnchanged(path: String, _ st: stat) -> Bool {
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
         do {
-            return try sharedUsage.withLock { counters in
-                guard let now = try fileSystem.status(path), now.st_dev == st.st_dev, now.st_ino == st.st_ino else {
-                    return false
-                }
-                guard try fileSystem.removeFile(path) else { return false }
-                counters.release(UInt64(now.st_size))
-                return true
+            let removed: UInt64? = try fileSystem.withDirectoryLock(directory) {
+                guard let now = try fileSystem.status(path), now.st_dev == st.st_dev, now.st_ino == st.st_ino,
+                      try fileSystem.removeFile(path) else { return nil }
+                return UInt64(now.st_size)
             }
+            guard let removed else { return false }
+            try sharedUsage.withLock { $0.release(removed) }
+            return true
         } catch {
             logger.warning("disk tier: cannot remove file", metadata: ["tier": "\(name)", "path": "\(path)", "error": "\(error)"])
             return false
         }
+    }
+
+    /// The outcome of a read that may not block.
+    private enum FastRead {
+        case hit(CacheEntry)
+        case miss
+        /// Anything but a clean hit or a clean miss: the blocking path redoes the read in full.
+        case fallBack
+    }
+
+    /// Serves a read on the calling thread when the kernel can do it from its caches without
+    /// blocking: `openat2(RESOLVE_CACHED)` and `preadv2(RWF_NOWAIT)` fail with `EAGAIN` rather than
+    /// wait for the disk. Only clean hits and clean misses finish here; everything else (disk I/O
+    /// needed, corrupt or expired files to remove, errors) falls back to the blocking pool.
+    private func readWithoutBlocking(_ key: CacheKey) -> FastRead {
+        guard fastReads.withLock({ $0 }) else { return .fallBack }
+        let path = entryPath(key)
+        let fd: Int32
+        do {
+            switch try fileSystem.openCached(path) {
+            case .opened(let opened): fd = opened
+            case .absent:
+                noteMiss()
+                return .miss
+            case .wouldBlock: return .fallBack
+            case .unsupported:
+                fastReads.withLock { $0 = false }
+                return .fallBack
+            }
+        } catch {
+            return .fallBack
+        }
+        defer { close(fd) }
+        guard let st = try? fileSystem.status(fd, path: path) else { return .fallBack }
+        let size = Int(st.st_size)
+        guard size <= max(maxEntrySize, 64 << 20), let bytes = fileSystem.readCached(fd, count: size),
+              let entry = try? CacheEntry(decoding: bytes), entry.key == key,
+              entry.isUsable(at: configuration.clock.now())
+        else { return .fallBack }
+        let now = realTimeMilliseconds()
+        if now - st.modifiedMilliseconds > touchMilliseconds {
+            // Updating the modification time may wait on the file system's journal: not here.
+            pool.execute { _ = utimensat(AT_FDCWD, path, nil, 0) }
+        }
+        index.record(namespace: key.namespace, fingerprint: key.fingerprint, size: UInt64(size), usedAt: now)
+        stats.withLock {
+            $0.hits += 1
+            $0.hitsWithoutBlocking += 1
+        }
+        metrics.hits.increment()
+        return .hit(entry)
     }
 
     // MARK: - Writing (on the pool)
@@ -392,15 +455,20 @@ public final class DiskTier: CacheTier {
             try writeTemporary(temporary, directory: directory, bytes)
             created = true
             let size = UInt64(bytes.count)
-            let counters = try sharedUsage.withLock { counters in
+            // The shard folder's lock makes "what did this rename replace" exact across
+            // processes; the counters follow under the root's lock, held only for the update.
+            let replaced: UInt64? = try fileSystem.withDirectoryLock(directory) {
                 let previous = try fileSystem.status(path)
                 try fileSystem.renameFile(temporary, path)
-                if let previous { counters.release(UInt64(previous.st_size)) }
+                return previous.map { UInt64($0.st_size) }
+            }
+            created = false
+            let counters = try sharedUsage.withLock { counters in
+                if let replaced { counters.release(replaced) }
                 counters.bytes &+= size
                 counters.entries &+= 1
                 return counters
             }
-            created = false
             if configuration.fsync { fileSystem.fsyncDirectory(directory) }
             index.record(namespace: key.namespace, fingerprint: key.fingerprint, size: size, usedAt: realTimeMilliseconds())
             stats.withLock { $0.writes += 1 }
@@ -475,31 +543,39 @@ public final class DiskTier: CacheTier {
                 index.restartPass()
                 continue
             }
-            let done: Bool
+            var done = false
             do {
-                done = try sharedUsage.withLock { counters -> Bool in
-                    for candidate in batch {
-                        if counters.bytes <= byteTarget, counters.entries <= entryTarget { return true }
-                        let path = shardPath(candidate.namespace, candidate.fingerprint) + "/" + candidate.fingerprint
-                        guard let st = try fileSystem.status(path) else {
-                            index.forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
-                            continue
-                        }
+                for candidate in batch {
+                    let counters = try sharedUsage.withLock { $0 }
+                    if counters.bytes <= byteTarget, counters.entries <= entryTarget {
+                        done = true
+                        break
+                    }
+                    let directory = shardPath(candidate.namespace, candidate.fingerprint)
+                    let path = directory + "/" + candidate.fingerprint
+                    let removed: UInt64? = try fileSystem.withDirectoryLock(directory) {
+                        guard let st = try fileSystem.status(path) else { return nil }
                         let modified = st.modifiedMilliseconds
                         if modified > candidate.lastUse + touchMilliseconds {
-                            // Used or rewritten by another process since we last looked.
+                            // Used or rewritten by another process since we last looked: keep it.
                             index.record(namespace: candidate.namespace, fingerprint: candidate.fingerprint,
                                          size: UInt64(st.st_size), usedAt: modified)
-                            continue
+                            return nil
                         }
-                        if try fileSystem.removeFile(path) {
-                            counters.release(UInt64(st.st_size))
-                            evicted += 1
-                        }
+                        return try fileSystem.removeFile(path) ? UInt64(st.st_size) : nil
+                    }
+                    if let removed {
+                        try sharedUsage.withLock { $0.release(removed) }
+                        index.forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
+                        evicted += 1
+                    } else if index.lastUse(namespace: candidate.namespace, fingerprint: candidate.fingerprint) == candidate.lastUse {
+                        // Gone (another process removed it).
                         index.forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
                     }
-                    return counters.bytes <= byteTarget && counters.entries <= entryTarget
                 }
+            } catch let failure as IOFailure where failure.errno == ENOENT {
+                // The shard folder vanished with its files: nothing to remove there.
+                continue
             } catch {
                 logger.warning("disk tier: eviction stopped", metadata: ["tier": "\(name)", "error": "\(error)"])
                 break

@@ -56,6 +56,12 @@ final class RecencyIndex: @unchecked Sendable {
         }
     }
 
+    /// The recorded last use of an entry, nil when the index does not know it.
+    func lastUse(namespace: String, fingerprint: String) -> Int64? {
+        let key = Self.recordKey(namespace, fingerprint)
+        return lock.withLock { records[key]?.lastUse }
+    }
+
     func forget(namespace: String, fingerprint: String) {
         let key = Self.recordKey(namespace, fingerprint)
         _ = lock.withLock { records.removeValue(forKey: key) }

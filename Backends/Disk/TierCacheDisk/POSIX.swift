@@ -1,3 +1,4 @@
+import CTierCacheDisk
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -82,6 +83,66 @@ struct FileSystem: Sendable {
             default: throw IOFailure(operation: "open", path: path, errno: errno)
             }
         }
+    }
+
+    /// The result of an attempt to open a file without blocking.
+    enum CachedOpen {
+        case opened(Int32)
+        case absent
+        /// Opening would need disk I/O (or the kernel cannot promise it would not).
+        case wouldBlock
+        /// This kernel or sandbox has no `openat2(RESOLVE_CACHED)`.
+        case unsupported
+    }
+
+    /// Opens a file for reading only if the kernel can do it from its caches.
+    func openCached(_ path: String) throws(IOFailure) -> CachedOpen {
+        if let e = injected(.openForRead, path) { throw IOFailure(operation: "open", path: path, errno: e) }
+        while true {
+            let fd = ctiercachedisk_open_cached(path)
+            if fd >= 0 { return .opened(fd) }
+            switch errno {
+            case EINTR: continue
+            case ENOENT, ENOTDIR: return .absent
+            case EAGAIN: return .wouldBlock
+            case ENOSYS, EINVAL, EPERM, EOPNOTSUPP, E2BIG: return .unsupported
+            default: throw IOFailure(operation: "open", path: path, errno: errno)
+            }
+        }
+    }
+
+    /// Reads exactly `count` bytes from the page cache; nil when that would need disk I/O, the file
+    /// is shorter, or the kernel does not support `RWF_NOWAIT`.
+    func readCached(_ fd: Int32, count: Int) -> [UInt8]? {
+        var complete = true
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var offset = 0
+            while offset < count {
+                let n = ctiercachedisk_pread_nowait(fd, buffer.baseAddress! + offset, count - offset, off_t(offset))
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 {
+                    complete = false
+                    break
+                }
+                offset += n
+            }
+            initialized = offset
+        }
+        return complete ? bytes : nil
+    }
+
+    /// Runs `body` holding an exclusive `flock` on `directory` (every change to the entry files of
+    /// one shard folder happens under it, in every process).
+    /// - Throws: ``IOFailure`` when the folder cannot be opened or locked; rethrows `body`'s errors.
+    func withDirectoryLock<T>(_ directory: String, _ body: () throws -> T) throws -> T {
+        if let e = injected(.lockFile, directory) { throw IOFailure(operation: "lock", path: directory, errno: e) }
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOFailure(operation: "open", path: directory, errno: errno) }
+        defer { close(fd) }  // closing the descriptor drops the lock
+        while flock(fd, LOCK_EX) != 0 {
+            if errno != EINTR { throw IOFailure(operation: "flock", path: directory, errno: errno) }
+        }
+        return try body()
     }
 
     /// Writes every byte.

@@ -249,6 +249,8 @@ public final class DiskTier: CacheTier {
                 }
                 if let removed { try self.sharedUsage.withLock { $0.release(removed) } }
                 self.index.forget(namespace: key.namespace, fingerprint: key.fingerprint)
+            } catch let failure as IOFailure where failure.errno == ENOENT {
+                // No shard folder: nothing to remove.
             } catch {
                 self.logger.warning("disk tier: remove failed", metadata: ["tier": "\(self.name)", "error": "\(error)"])
             }

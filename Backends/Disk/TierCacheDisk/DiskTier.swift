@@ -240,15 +240,16 @@ public final class DiskTier: CacheTier {
     /// - Throws: `CancellationError` only.
     public func remove(_ key: CacheKey) async throws {
         try await pool.run {
-            let directory = self.shardPath(key.namespace, key.fingerprint)
-            let path = directory + "/" + key.fingerprint
+            let fingerprint = key.fingerprint
+            let directory = self.shardPath(key.namespace, fingerprint)
+            let path = directory + "/" + fingerprint
             do {
                 let removed: UInt64? = try self.fileSystem.withDirectoryLock(directory) {
                     guard let st = try self.fileSystem.status(path), try self.fileSystem.removeFile(path) else { return nil }
                     return UInt64(st.st_size)
                 }
                 if let removed { try self.sharedUsage.withLock { $0.release(removed) } }
-                self.index.forget(namespace: key.namespace, fingerprint: key.fingerprint)
+                self.index.forget(namespace: key.namespace, fingerprint: fingerprint)
             } catch let failure as IOFailure where failure.errno == ENOENT {
                 // No shard folder: nothing to remove.
             } catch {
@@ -308,14 +309,16 @@ public final class DiskTier: CacheTier {
         namespacePath(namespace) + "/" + fingerprint.prefix(2)
     }
 
-    func entryPath(_ key: CacheKey) -> String {
-        shardPath(key.namespace, key.fingerprint) + "/" + key.fingerprint
+    func entryPath(_ namespace: String, _ fingerprint: String) -> String {
+        shardPath(namespace, fingerprint) + "/" + fingerprint
     }
 
     // MARK: - Reading (on the pool)
 
     private func readEntry(_ key: CacheKey) -> CacheEntry? {
-        let path = entryPath(key)
+        // CacheKey derives its fingerprint on each access: once per operation.
+        let fingerprint = key.fingerprint
+        let path = entryPath(key.namespace, fingerprint)
         let fd: Int32
         do {
             guard let opened = try fileSystem.openForRead(path) else {
@@ -352,7 +355,7 @@ public final class DiskTier: CacheTier {
             }
             if !entry.isUsable(at: configuration.clock.now()) {
                 removeIfUnchanged(path: path, st)
-                index.forget(namespace: key.namespace, fingerprint: key.fingerprint)
+                index.forget(namespace: key.namespace, fingerprint: fingerprint)
                 stats.withLock { $0.expired += 1 }
                 noteMiss()
                 return nil
@@ -361,7 +364,7 @@ public final class DiskTier: CacheTier {
             if now - st.modifiedMilliseconds > touchMilliseconds {
                 _ = futimens(fd, nil)  // best effort: recency for every process
             }
-            index.record(namespace: key.namespace, fingerprint: key.fingerprint, size: UInt64(size), usedAt: now)
+            index.record(namespace: key.namespace, fingerprint: fingerprint, size: UInt64(size), usedAt: now)
             stats.withLock { $0.hits += 1 }
             metrics.hits.increment()
             return entry
@@ -405,7 +408,8 @@ public final class DiskTier: CacheTier {
     /// needed, corrupt or expired files to remove, errors) falls back to the blocking pool.
     private func readWithoutBlocking(_ key: CacheKey) -> FastRead {
         guard fastReads.withLock({ $0 }) else { return .fallBack }
-        let path = entryPath(key)
+        let fingerprint = key.fingerprint
+        let path = entryPath(key.namespace, fingerprint)
         let fd: Int32
         do {
             switch try fileSystem.openCached(path) {
@@ -433,7 +437,7 @@ public final class DiskTier: CacheTier {
             // Updating the modification time may wait on the file system's journal: not here.
             pool.execute { _ = utimensat(AT_FDCWD, path, nil, 0) }
         }
-        index.record(namespace: key.namespace, fingerprint: key.fingerprint, size: UInt64(size), usedAt: now)
+        index.record(namespace: key.namespace, fingerprint: fingerprint, size: UInt64(size), usedAt: now)
         stats.withLock {
             $0.hits += 1
             $0.hitsWithoutBlocking += 1
@@ -445,13 +449,14 @@ public final class DiskTier: CacheTier {
     // MARK: - Writing (on the pool)
 
     private func writeEntry(_ key: CacheKey, _ bytes: [UInt8]) {
-        let directory = shardPath(key.namespace, key.fingerprint)
-        let path = directory + "/" + key.fingerprint
+        let fingerprint = key.fingerprint
+        let directory = shardPath(key.namespace, fingerprint)
+        let path = directory + "/" + fingerprint
         let serial = sequence.withLock { value -> UInt64 in
             value &+= 1
             return value
         }
-        let temporary = directory + "/.tmp." + key.fingerprint + "." + String(processID) + "." + String(serial)
+        let temporary = directory + "/.tmp." + fingerprint + "." + String(processID) + "." + String(serial)
         var created = false
         do {
             try writeTemporary(temporary, directory: directory, bytes)
@@ -472,7 +477,7 @@ public final class DiskTier: CacheTier {
                 return counters
             }
             if configuration.fsync { fileSystem.fsyncDirectory(directory) }
-            index.record(namespace: key.namespace, fingerprint: key.fingerprint, size: size, usedAt: realTimeMilliseconds())
+            index.record(namespace: key.namespace, fingerprint: fingerprint, size: size, usedAt: realTimeMilliseconds())
             stats.withLock { $0.writes += 1 }
             if counters.bytes > maxBytes || counters.entries > UInt64(maxEntries) {
                 evict()

@@ -11,6 +11,7 @@ let suites: [(name: String, run: () async throws -> Void)] = [
     ("http", HTTPBench.run),
     ("serializers", SerializersBench.run),
     ("codecs", CodecsBench.run),
+    ("disk", DiskBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -50,6 +50,7 @@ public struct LZ4Codec: Codec {
         /// High-compression mode (LZ4 HC) at a level from 3 to 12 (`lz4 -3` ... `lz4 -12`).
         public static func highCompression(level: Int) -> Mode { Mode(kind: .highCompression(level: level)) }
 
+        /// `fast(acceleration: N)` or `highCompression(level: N)`.
         public var description: String {
             switch kind {
             case .fast(let acceleration): "fast(acceleration: \(acceleration))"

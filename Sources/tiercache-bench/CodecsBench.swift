@@ -327,11 +327,15 @@ enum CodecsBench {
                 let ratio = Double(input.count) / Double(payload.bytes.count)
                 Report.info(
                     suite,
-                    "table: \(inputName) | \(codecName) | \(format(ratio)) | \(Int(Double(input.count) / best[0] * 1000)) | \(Int(Double(input.count) / best[1] * 1000))"
+                    "table: \(inputName) | \(codecName) | \(format(ratio)) | \(oneDecimal(Double(input.count) / best[0] * 1000)) | \(oneDecimal(Double(input.count) / best[1] * 1000))"
                 )
             }
         }
     }
+}
+
+func oneDecimal(_ value: Double) -> String {
+    "\((value * 10).rounded() / 10)"
 }
 
 /// Any JSON document, to split the corpus without a schema.

@@ -58,6 +58,34 @@ targets += [
     ),
 ]
 
+// MARK: HTTP
+// The libcurl client shared by the S3 tier and the Lambda adapter.
+products += [
+    .library(name: "TierCacheHTTP", targets: ["TierCacheHTTP"]),
+]
+targets += [
+    .systemLibrary(
+        name: "CTierCacheCurl",
+        path: "Sources/CTierCacheCurl",
+        pkgConfig: "libcurl",
+        providers: [.apt(["libcurl4-openssl-dev"])]
+    ),
+    .target(
+        name: "TierCacheHTTP",
+        dependencies: [
+            "CTierCacheCurl",
+            "TierCache",
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheHTTPTests",
+        dependencies: ["TierCacheHTTP", "TierCacheTesting", "TierCache"],
+        swiftSettings: swiftSettings
+    ),
+]
+
 // MARK: Codecs
 
 // MARK: Backends

@@ -97,6 +97,7 @@ targets += [
         name: "TierCacheS3",
         dependencies: [
             "TierCache",
+            "TierCacheHTTP",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -107,7 +108,7 @@ targets += [
     .testTarget(
         name: "TierCacheS3Tests",
         dependencies: [
-            "TierCacheS3", "TierCache", "TierCacheTesting",
+            "TierCacheS3", "TierCache", "TierCacheTesting", "TierCacheHTTP",
             .product(name: "Logging", package: "swift-log"),
         ],
         swiftSettings: swiftSettings

@@ -110,6 +110,7 @@ targets += [
         dependencies: [
             "TierCacheS3", "TierCache", "TierCacheTesting", "TierCacheHTTP",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ],
         swiftSettings: swiftSettings
     ),

@@ -122,6 +122,7 @@ targets += [
         name: "tiercache-bench",
         dependencies: [
             "TierCache",
+            "TierCacheHTTP",
         ],
         swiftSettings: swiftSettings
     ),

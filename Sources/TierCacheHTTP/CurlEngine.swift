@@ -27,6 +27,8 @@ final class Transfer: @unchecked Sendable {
     let connectTimeoutMilliseconds: Int
     /// 0 means no deadline.
     let timeoutMilliseconds: Int
+    /// Largest response body accepted.
+    let responseLimit: Int
 
     // loop
     var handle: UnsafeMutableRawPointer?
@@ -34,6 +36,8 @@ final class Transfer: @unchecked Sendable {
     var uploadOffset = 0
     var responseHeaders = HTTPHeaders()
     var responseBody: [UInt8] = []
+    /// Set by the callbacks when the body passed ``responseLimit`` (they then abort the transfer).
+    var exceededLimit = false
     let errorBuffer: UnsafeMutablePointer<CChar>
 
     // lock
@@ -49,6 +53,7 @@ final class Transfer: @unchecked Sendable {
         } else {
             self.timeoutMilliseconds = 0
         }
+        self.responseLimit = max(0, configuration.maxResponseBodyBytes ?? Int.max)
         let size = CTierCacheCurl_error_size()
         errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
         errorBuffer.initialize(repeating: 0, count: size)
@@ -272,7 +277,10 @@ package final class CurlEngine: @unchecked Sendable {
                     complete(transfer, handle: handle, result: result)
                 }
             }
-            _ = curl_multi_poll(multi, nil, 0, 1000, nil)
+            if curl_multi_poll(multi, nil, 0, 1000, nil) != CURLM_OK {
+                // Not expected with a valid multi handle; never spin on it.
+                usleep(1000)
+            }
         }
     }
 
@@ -314,7 +322,9 @@ package final class CurlEngine: @unchecked Sendable {
         var status = 0
         _ = CTierCacheCurl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         let outcome: Result<HTTPResponse, HTTPClientError>
-        if result == CURLE_OK {
+        if transfer.exceededLimit {
+            outcome = .failure(.responseTooLarge(limit: transfer.responseLimit))
+        } else if result == CURLE_OK {
             outcome = .success(HTTPResponse(status: status, headers: transfer.responseHeaders, body: transfer.responseBody))
         } else {
             var pretransfer: curl_off_t = 0
@@ -473,6 +483,10 @@ private let maximumReservation = 64 << 20
 private let writeCallback: CTierCacheCurl_data_callback = { buffer, size, count, context in
     let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
     let length = size * count
+    if length > transfer.responseLimit - transfer.responseBody.count {
+        transfer.exceededLimit = true
+        return 0  // anything but `length` makes libcurl abort with CURLE_WRITE_ERROR
+    }
     if length > 0, let buffer {
         let bytes = UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self)
         transfer.responseBody.append(contentsOf: UnsafeBufferPointer(start: bytes, count: length))
@@ -486,7 +500,7 @@ private let headerCallback: CTierCacheCurl_data_callback = { buffer, size, count
     guard length > 0, let buffer else { return length }
     let line = UnsafeRawBufferPointer(start: buffer, count: length)
     parseHeaderLine(line, into: transfer)
-    return length
+    return transfer.exceededLimit ? 0 : length
 }
 
 private func parseHeaderLine(_ line: UnsafeRawBufferPointer, into transfer: Transfer) {
@@ -510,7 +524,11 @@ private func parseHeaderLine(_ line: UnsafeRawBufferPointer, into transfer: Tran
     if transfer.request.method != .head, HTTPHeaders.equalsIgnoringCase(name, "Content-Length"),
         let length = Int(value), length > 0
     {
-        transfer.responseBody.reserveCapacity(min(length, maximumReservation))
+        if length > transfer.responseLimit {
+            transfer.exceededLimit = true
+        } else {
+            transfer.responseBody.reserveCapacity(min(length, maximumReservation))
+        }
     }
 }
 

@@ -28,6 +28,10 @@ public final class HTTPClient: Sendable {
         public var maxIdleHandles: Int
         /// The `User-Agent` sent unless a request sets its own.
         public var userAgent: String
+        /// Largest response body accepted, or `nil` for no limit (the default). A larger body
+        /// (announced by `Content-Length` or received) aborts the transfer with
+        /// ``HTTPClientError/Code/responseTooLarge``.
+        public var maxResponseBodyBytes: Int?
 
         /// Creates a configuration.
         public init(
@@ -37,7 +41,8 @@ public final class HTTPClient: Sendable {
             caBundlePath: String? = nil,
             maxConnectionsPerHost: Int = 16,
             maxIdleHandles: Int = 16,
-            userAgent: String = "swift-tiercache"
+            userAgent: String = "swift-tiercache",
+            maxResponseBodyBytes: Int? = nil
         ) {
             self.connectTimeout = connectTimeout
             self.timeout = timeout
@@ -46,6 +51,7 @@ public final class HTTPClient: Sendable {
             self.maxConnectionsPerHost = maxConnectionsPerHost
             self.maxIdleHandles = maxIdleHandles
             self.userAgent = userAgent
+            self.maxResponseBodyBytes = maxResponseBodyBytes
         }
     }
 
@@ -77,7 +83,8 @@ public final class HTTPClient: Sendable {
     /// - Parameter request: The request; its timeouts override the configuration's.
     /// - Returns: The final response (interim `1xx` responses are skipped).
     /// - Throws: ``HTTPClientError`` with `.connectFailed`, `.timeout`, `.tls`, `.transport`,
-    ///   `.invalidRequest`, `.cancelled`, or `.shutdown` after ``shutdown()``.
+    ///   `.invalidRequest`, `.responseTooLarge`, `.cancelled`, or `.shutdown` after
+    ///   ``shutdown()``.
     public func execute(_ request: HTTPRequest) async throws(HTTPClientError) -> HTTPResponse {
         try Self.validate(request)
         if Task.isCancelled { throw HTTPClientError.cancelled }

@@ -26,9 +26,13 @@ public struct HTTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
         /// The request cannot be sent: malformed URL, unsupported scheme, a header with a line
         /// break, an invalid method token.
         public static let invalidRequest = Code("invalidRequest")
+        /// The response body exceeded ``HTTPClient/Configuration/maxResponseBodyBytes``; the
+        /// transfer was aborted and its connection closed.
+        public static let responseTooLarge = Code("responseTooLarge")
         /// The client was shut down before or during the transfer.
         public static let shutdown = Code("shutdown")
 
+        /// The code's name, for logs.
         public var description: String { name }
     }
 
@@ -55,6 +59,11 @@ public struct HTTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
     static let cancelled = HTTPClientError(code: .cancelled, message: "the task was cancelled")
     /// The client was shut down.
     static let shutdown = HTTPClientError(code: .shutdown, message: "the HTTP client was shut down")
+
+    /// A response body above the configured limit.
+    static func responseTooLarge(limit: Int) -> HTTPClientError {
+        HTTPClientError(code: .responseTooLarge, message: "the response body exceeds the limit of \(limit) bytes")
+    }
 
     /// An invalid request.
     static func invalidRequest(_ message: String) -> HTTPClientError {
@@ -107,12 +116,13 @@ public struct HTTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     /// Whether retrying the same request may succeed: connection errors and timeouts. Never
-    /// cancellation, shutdown, TLS or invalid requests. The caller still decides whether the
+    /// cancellation, shutdown, TLS, oversized responses or invalid requests. The caller still decides whether the
     /// request is idempotent and whether its deadline allows another attempt.
     public var isRetryable: Bool {
         isConnectionError || code == .timeout
     }
 
+    /// The code, the message and libcurl's code and name when present; safe to log.
     public var description: String {
         var text = "HTTPClientError(\(code)): \(message)"
         if let curlCode, let curlCodeName {

@@ -18,7 +18,8 @@ import Darwin
 /// 100-continue` is honoured. Responses get a `Content-Length` unless the handler sets one.
 ///
 /// ``stop()`` wakes every thread (they poll a shared stop pipe), joins them and closes every
-/// descriptor; it is idempotent and also runs on deinit. Handlers run on server threads and may
+/// descriptor; it is idempotent and also runs on deinit. Call it explicitly when the handler
+/// captures the server (a reference cycle that deinit alone would never break). Handlers run on server threads and may
 /// block (a long poll, for example); they must return for ``stop()`` to finish.
 ///
 /// ```swift
@@ -56,7 +57,8 @@ public final class LoopbackHTTPServer: Sendable {
     public struct Response: Sendable {
         /// The status code.
         public var status: Int
-        /// Header fields, sent in this order. `Content-Length` is added unless present;
+        /// Header fields, sent in this order. `Content-Length` is added unless the handler sets
+        /// it or `Transfer-Encoding` (then `body` must already be encoded, e.g. chunked);
         /// `Connection: close` makes the server close the connection after the response.
         public var headers: [(name: String, value: String)]
         /// The body; not sent for `HEAD` requests or statuses without a body (1xx, 204, 304).
@@ -98,6 +100,7 @@ public final class LoopbackHTTPServer: Sendable {
         /// Answers with this status and a short text body without calling the handler.
         public static func status(_ code: Int) -> Fault { Fault(kind: .status(code)) }
 
+        /// The fault's kind and parameters, for test output.
         public var description: String { "\(kind)" }
     }
 
@@ -218,7 +221,13 @@ public final class LoopbackHTTPServer: Sendable {
 
     /// Connections open right now.
     public var openConnections: Int {
-        state.box.withLock { $0.connectionThreads.count - $0.finishedThreads.count }
+        state.box.withLock { $0.connectionFDs.count }
+    }
+
+    /// Whether ``stop()`` has been called. A handler that blocks (a long poll) should watch
+    /// this and return once it is `true`.
+    public var isStopping: Bool {
+        state.box.withLock { $0.stopped }
     }
 
     /// Stops accepting, wakes and joins every server thread, and closes every descriptor.
@@ -312,7 +321,10 @@ private final class ServerState: @unchecked Sendable {
         pthread_join(acceptThread, nil)
         // The accept loop has exited: no new connection threads can appear.
         let threads = box.withLock { shared in
-            defer { shared.connectionThreads = [:] }
+            defer {
+                shared.connectionThreads = [:]
+                shared.finishedThreads = []
+            }
             return Array(shared.connectionThreads.values)
         }
         for thread in threads {
@@ -441,7 +453,12 @@ private final class ServerState: @unchecked Sendable {
             }
             let sendsBody = request.method != "HEAD" && !(100..<200).contains(response.status)
                 && response.status != 204 && response.status != 304
-            let hasLength = response.headers.contains { $0.name.lowercased() == "content-length" }
+            // A handler that frames the body itself (Content-Length, or Transfer-Encoding with
+            // the body already encoded) gets no Content-Length added.
+            let hasLength = response.headers.contains {
+                let name = $0.name.lowercased()
+                return name == "content-length" || name == "transfer-encoding"
+            }
             var head = Self.head(
                 status: response.status, headers: response.headers,
                 contentLength: hasLength || response.status == 204 || (100..<200).contains(response.status) ? nil : response.body.count
@@ -514,6 +531,8 @@ private struct Connection {
     let server: ServerState
     /// Bytes received but not yet consumed (pipelined requests stay here).
     var buffer: [UInt8] = []
+    /// The receive buffer, reused across reads.
+    var scratch = [UInt8](repeating: 0, count: 64 * 1024)
 
     init(fd: Int32, server: ServerState) {
         self.fd = fd
@@ -535,10 +554,9 @@ private struct Connection {
             if fds[1].revents != 0 { return false }
             break
         }
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        let count = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         guard count > 0 else { return false }
-        buffer.append(contentsOf: chunk[0..<count])
+        buffer.append(contentsOf: scratch[0..<count])
         return true
     }
 

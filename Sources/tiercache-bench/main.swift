@@ -7,6 +7,7 @@ import Glibc
 // Add a suite: write `enum XBench { static func run() async throws }` in its own file and list
 // it here.
 let suites: [(name: String, run: () async throws -> Void)] = [
+    ("http", HTTPBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -27,6 +27,61 @@ private func echo(_ request: LoopbackHTTPServer.Request) -> LoopbackHTTPServer.R
     return .init(status: status, headers: headers, body: request.body)
 }
 
+/// Deterministic, incompressible-looking bytes (xorshift64*), cheap even in a debug build.
+private func pseudoRandomBytes(count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed
+    return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        var index = 0
+        while index < count {
+            state ^= state >> 12
+            state ^= state << 25
+            state ^= state >> 27
+            var word = state &* 0x2545_F491_4F6C_DD1D
+            for _ in 0..<8 where index < count {
+                buffer[index] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+                index += 1
+            }
+        }
+        initialized = count
+    }
+}
+
+/// Every easy handle is back in the pool or cleaned up, none attached to a transfer.
+private func expectNoLeakedHandles(_ client: HTTPClient, sourceLocation: SourceLocation = #_sourceLocation) {
+    let statistics = client.handleStatistics
+    #expect(statistics.active == 0, sourceLocation: sourceLocation)
+    #expect(statistics.created == statistics.idle + statistics.cleanedUp, sourceLocation: sourceLocation)
+    #expect(statistics.idle <= client.configuration.maxIdleHandles, sourceLocation: sourceLocation)
+}
+
+/// A listening socket on 127.0.0.1 that never accepts, with its backlog filled by `fillers`
+/// connections, so that a further connect attempt hangs in SYN_SENT (Linux drops SYNs to a full
+/// accept queue). Returns the port and the descriptors to close.
+private func unresponsiveListener() throws -> (port: Int, descriptors: [Int32]) {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard listener >= 0 else { throw TierCacheError(.storage, "socket failed") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(listener, $0, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, $0, &length) == 0
+        }
+    }
+    guard bound else { throw TierCacheError(.storage, "bind/listen failed: errno \(errno)") }
+    var descriptors = [listener]
+    for _ in 0..<3 {
+        let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        descriptors.append(filler)
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(filler, $0, length) }
+        }
+    }
+    return (Int(UInt16(bigEndian: address.sin_port)), descriptors)
+}
+
 /// A port on 127.0.0.1 with nothing listening: bound, then closed.
 private func closedPort() throws -> Int {
     let server = try LoopbackHTTPServer { _ in .init() }
@@ -177,6 +232,28 @@ struct HTTPClientTests {
             #expect(error?.code == .invalidRequest, "\(request.url): \(String(describing: error))")
             #expect(error?.isRetryable == false)
         }
+        expectNoLeakedHandles(client)
+    }
+
+    @Test("Clients created concurrently from many tasks all work (curl_global_init runs once)")
+    func concurrentClients() async throws {
+        let server = try LoopbackHTTPServer { request in .init(status: 200, body: Array(request.path.utf8)) }
+        defer { server.stop() }
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    let client = HTTPClient()
+                    defer { client.shutdown() }
+                    let response = try await client.execute(HTTPRequest(url: server.baseURL + "/client/\(index)"))
+                    #expect(response.body == Array("/client/\(index)".utf8))
+                    return client.connectionsOpened
+                }
+            }
+            var total = 0
+            for try await opened in group { total += opened }
+            #expect(total == 8)
+        }
+        #expect(server.connectionsAccepted == 8)
     }
 
     @Test("1,000 sequential requests to one host open one connection")
@@ -193,6 +270,8 @@ struct HTTPClientTests {
         #expect(client.connectionsOpened == 1)
         #expect(server.connectionsAccepted == 1)
         #expect(server.requestCount == 1000)
+        // One easy handle served every request from the reuse pool.
+        #expect(client.handleStatistics.created == 1)
     }
 
     @Test("Connection refused fails fast as connectFailed, retryable")
@@ -208,6 +287,27 @@ struct HTTPClientTests {
         #expect(error?.curlCodeName?.isEmpty == false)
         #expect(error?.isConnectionError == true)
         #expect(error?.isRetryable == true)
+        expectNoLeakedHandles(client)
+    }
+
+    @Test("A connect that hangs gives .timeout within the request's connect deadline, not connected")
+    func connectTimeout() async throws {
+        let (port, descriptors) = try unresponsiveListener()
+        defer { for descriptor in descriptors { close(descriptor) } }
+        let client = HTTPClient()
+        defer { client.shutdown() }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let error = await #expect(throws: HTTPClientError.self) {
+            try await client.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/", timeout: .seconds(20), connectTimeout: .milliseconds(200)))
+        }
+        let elapsed = clock.now - start
+        #expect(error?.code == .timeout, "\(String(describing: error))")
+        #expect(error?.connected == false)
+        #expect(error?.isConnectionError == true)
+        #expect(elapsed >= .milliseconds(190))
+        #expect(elapsed < .seconds(10))
+        expectNoLeakedHandles(client)
     }
 
     @Test("A server that never answers gives .timeout within the request's deadline")
@@ -233,6 +333,7 @@ struct HTTPClientTests {
         // The client still works after a timeout.
         let response = try await client.execute(HTTPRequest(url: server.baseURL + "/after"))
         #expect(response.status == 200)
+        expectNoLeakedHandles(client)
     }
 
     @Test("The configuration's total timeout applies when the request sets none")
@@ -246,6 +347,18 @@ struct HTTPClientTests {
             try await client.execute(HTTPRequest(url: server.baseURL + "/delayed"))
         }
         #expect(error?.code == .timeout)
+    }
+
+    @Test("With no total timeout (a long poll), a slow answer arrives; the connect timeout does not cap it")
+    func longPoll() async throws {
+        let server = try LoopbackHTTPServer(handler: echo)
+        defer { server.stop() }
+        server.enqueue(.delay(.milliseconds(600)))
+        let client = HTTPClient(configuration: .init(connectTimeout: .milliseconds(200), timeout: nil))
+        defer { client.shutdown() }
+        let response = try await client.execute(HTTPRequest(url: server.baseURL + "/next"))
+        #expect(response.status == 200)
+        #expect(response.headers["x-echo-path"] == "/next")
     }
 
     @Test("A delay shorter than the deadline succeeds")
@@ -282,9 +395,7 @@ struct HTTPClientTests {
             #expect((error as? HTTPClientError)?.code == .cancelled)
         }
         // The handle went back to the pool.
-        let statistics = client.handleStatistics
-        #expect(statistics.active == 0)
-        #expect(statistics.created == statistics.idle + statistics.cleanedUp)
+        expectNoLeakedHandles(client)
     }
 
     @Test("A task cancelled before it starts throws .cancelled without sending")
@@ -303,6 +414,47 @@ struct HTTPClientTests {
             #expect((error as? HTTPClientError)?.code == .cancelled)
         }
         #expect(server.requestCount == 0)
+    }
+
+    @Test("Cancellation racing with submission and completion never hangs or leaks a handle")
+    func cancellationRaces() async throws {
+        let server = try LoopbackHTTPServer { request in
+            .init(status: 200, body: Array(request.path.utf8))
+        }
+        defer { server.stop() }
+        let client = HTTPClient(configuration: .init(maxConnectionsPerHost: 4))
+        defer { client.shutdown() }
+        var tasks: [Task<HTTPResponse, any Error>] = []
+        for index in 0..<120 {
+            if index % 3 == 0 { server.enqueue(.delay(.milliseconds(20))) }
+            tasks.append(Task { try await client.execute(HTTPRequest(url: server.baseURL + "/r/\(index)")) })
+            if index % 2 == 0 {
+                // Cancel some at once (often before the transfer thread sees them), some later.
+                if index % 4 == 0 { tasks[index].cancel() } else {
+                    let task = tasks[index]
+                    Task { try? await Task.sleep(for: .milliseconds(Int.random(in: 0...30))); task.cancel() }
+                }
+            }
+        }
+        var succeeded = 0
+        var cancelled = 0
+        for (index, task) in tasks.enumerated() {
+            switch await task.result {
+            case .success(let response):
+                #expect(response.body == Array("/r/\(index)".utf8))
+                succeeded += 1
+            case .failure(let error):
+                #expect((error as? HTTPClientError)?.code == .cancelled, "\(error)")
+                #expect(index % 2 == 0, "an uncancelled request failed: \(error)")
+                cancelled += 1
+            }
+        }
+        #expect(succeeded + cancelled == 120)
+        #expect(succeeded >= 60)
+        expectNoLeakedHandles(client)
+        // The client is still healthy.
+        let after = try await client.execute(HTTPRequest(url: server.baseURL + "/after"))
+        #expect(after.status == 200)
     }
 
     @Test("Concurrent requests from many tasks each get their own response")
@@ -325,9 +477,7 @@ struct HTTPClientTests {
         #expect(server.requestCount == 200)
         #expect(client.connectionsOpened <= 8)
         #expect(server.connectionsAccepted <= 8)
-        let statistics = client.handleStatistics
-        #expect(statistics.active == 0)
-        #expect(statistics.created == statistics.idle + statistics.cleanedUp)
+        expectNoLeakedHandles(client)
     }
 
     @Test("Bodies of a few MB go up and come back byte-exact")
@@ -336,8 +486,7 @@ struct HTTPClientTests {
         defer { server.stop() }
         let client = HTTPClient()
         defer { client.shutdown() }
-        var generator = SystemRandomNumberGenerator()
-        let body = (0..<(5 << 20) + 123).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let body = pseudoRandomBytes(count: (5 << 20) + 123, seed: 0x9E37_79B9_7F4A_7C15)
         let response = try await client.execute(HTTPRequest(method: .put, url: server.baseURL + "/big", body: body))
         #expect(response.status == 200)
         #expect(response.body.count == body.count)
@@ -362,6 +511,7 @@ struct HTTPClientTests {
         }
         let response = try await client.execute(HTTPRequest(url: server.baseURL + "/ok"))
         #expect(response.body.count == 10_000)
+        expectNoLeakedHandles(client)
     }
 
     @Test("Status faults: 503 twice, then the handler answers")
@@ -435,5 +585,52 @@ struct HTTPClientTests {
         #expect(statistics.active == 0)
         #expect(statistics.idle == 0)
         #expect(statistics.created == statistics.cleanedUp)
+    }
+}
+
+@Suite("HTTPClient limits")
+struct HTTPClientLimitTests {
+    @Test("A body above maxResponseBodyBytes fails with .responseTooLarge, announced or not")
+    func responseLimit() async throws {
+        let server = try LoopbackHTTPServer { request in
+            let size = Int(request.path.dropFirst()) ?? 0
+            if request.query == "chunked" {
+                // No Content-Length: the limit trips while receiving.
+                var wire: [UInt8] = []
+                var left = size
+                while left > 0 {
+                    let piece = min(left, 1000)
+                    wire += Array("\(String(piece, radix: 16))\r\n".utf8) + [UInt8](repeating: 65, count: piece) + [13, 10]
+                    left -= piece
+                }
+                wire += Array("0\r\n\r\n".utf8)
+                return .init(status: 200, headers: [("Transfer-Encoding", "chunked")], body: wire)
+            }
+            return .init(status: 200, body: [UInt8](repeating: 66, count: size))
+        }
+        defer { server.stop() }
+        let client = HTTPClient(configuration: .init(maxResponseBodyBytes: 10_000))
+        defer { client.shutdown() }
+        let fits = try await client.execute(HTTPRequest(url: server.baseURL + "/10000"))
+        #expect(fits.body.count == 10_000)
+        let announced = await #expect(throws: HTTPClientError.self) {
+            try await client.execute(HTTPRequest(url: server.baseURL + "/10001"))
+        }
+        #expect(announced?.code == .responseTooLarge)
+        #expect(announced?.isRetryable == false)
+        let streamed = await #expect(throws: HTTPClientError.self) {
+            try await client.execute(HTTPRequest(url: server.baseURL + "/50000?chunked"))
+        }
+        #expect(streamed?.code == .responseTooLarge)
+        // The same chunked body under the limit decodes to the right bytes.
+        let chunked = try await client.execute(HTTPRequest(url: server.baseURL + "/9999?chunked"))
+        #expect(chunked.body == [UInt8](repeating: 65, count: 9999))
+        #expect(chunked.headers["content-length"] == nil)
+        // HEAD announces a large length but carries no body: fine.
+        let head = try await client.execute(HTTPRequest(method: .head, url: server.baseURL + "/20000"))
+        #expect(head.status == 200)
+        let statistics = client.handleStatistics
+        #expect(statistics.active == 0)
+        #expect(statistics.created == statistics.idle + statistics.cleanedUp)
     }
 }

@@ -123,6 +123,7 @@ targets += [
         dependencies: [
             "TierCache",
             "TierCacheHTTP",
+            "TierCacheS3",
         ],
         swiftSettings: swiftSettings
     ),

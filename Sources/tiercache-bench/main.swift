@@ -8,6 +8,7 @@ import Glibc
 // it here.
 let suites: [(name: String, run: () async throws -> Void)] = [
     ("http", HTTPBench.run),
+    ("s3", S3Bench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

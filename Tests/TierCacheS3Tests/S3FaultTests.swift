@@ -176,4 +176,13 @@ struct S3FaultTests {
         #expect(throws: (any Error).self) { try result.get() }
         #expect(start.duration(to: clock.now) < .seconds(5))
     }
+
+    @Test("dot segments in keys reach the server unresolved")
+    func dotSegments() async throws {
+        let server = try LoopbackHTTPServer { _ in .init(status: 200, body: [1]) }
+        defer { server.stop() }
+        let client = try S3Client(configuration: .init(endpoint: server.baseURL, credentials: .static(accessKeyID: "a", secretAccessKey: "b")))
+        _ = try await client.getObject(bucket: "bucket", key: "a/../b/./c")
+        #expect(server.recordedRequests.last?.path == "/bucket/a/%2E%2E/b/%2E/c")
+    }
 }

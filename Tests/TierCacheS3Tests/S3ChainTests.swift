@@ -16,14 +16,14 @@ struct S3ChainTests {
         defer { server.stop() }
         server.enqueue(.neverAnswer, count: 10)
         let metrics = TestMetrics()
-        let s3 = try S3FaultTests.tier(endpoint: server.baseURL, readTimeout: .seconds(5))
+        let s3 = try S3FaultTests.tier(endpoint: server.baseURL, readTimeout: .seconds(60))
         let chain = TierChain([.local(DictionaryTier(name: "memory")), .remote(s3, readDeadline: .milliseconds(200))],
                               configuration: .init(metricsFactory: metrics))
         let clock = ContinuousClock()
         let start = clock.now
         let hit = await chain.get(S3FaultTests.key, now: Self.now)
         #expect(hit == nil)
-        #expect(start.duration(to: clock.now) < .milliseconds(200) + .seconds(1))
+        #expect(start.duration(to: clock.now) < .milliseconds(200) + S3FaultTests.slack)
         let timeouts = metrics.counters(label: TierCacheMetrics.tierRequests,
                                         dimensions: [("tier", "s3"), ("op", "get"), ("result", "timeout")])
         #expect(timeouts.map(\.totalValue).reduce(0, +) == 1)
@@ -35,7 +35,7 @@ struct S3ChainTests {
         defer { server.stop() }
         let upper = DictionaryTier(name: "memory")
         let s3 = try S3FaultTests.tier(endpoint: server.baseURL)
-        let chain = TierChain([.local(upper), .remote(s3, readDeadline: .seconds(2))])
+        let chain = TierChain([.local(upper), .remote(s3, readDeadline: .seconds(30))])
         server.enqueue(.status(503), count: 2)
         let hit = try #require(await chain.get(S3FaultTests.key, now: Self.now))
         #expect(hit.tierName == "s3")
@@ -47,7 +47,7 @@ struct S3ChainTests {
         let closed = try LoopbackHTTPServer { _ in .init(status: 200) }
         let port = closed.port
         closed.stop()
-        let refused = TierChain([.remote(try S3FaultTests.tier(endpoint: "http://127.0.0.1:\(port)"), readDeadline: .seconds(2))])
+        let refused = TierChain([.remote(try S3FaultTests.tier(endpoint: "http://127.0.0.1:\(port)"), readDeadline: .seconds(30))])
         #expect(await refused.get(S3FaultTests.key, now: Self.now) == nil)
     }
 
@@ -57,12 +57,13 @@ struct S3ChainTests {
         let bucket = Moto.uniqueBucket("chain")
         let client = try Moto.client()
         try await client.createBucket(bucket)
-        let writer = TierChain([.remote(S3Tier(client: client, configuration: .init(bucket: bucket)))])
+        let writer = TierChain([.init(S3Tier(client: client, configuration: .init(bucket: bucket, writeTimeout: .seconds(30))),
+                                      readDeadline: .seconds(30), writeDeadline: .seconds(30), writeMode: .writeBehind)])
         await writer.put(S3FaultTests.entry())
-        let flushed = await writer.flush()
+        let flushed = await writer.flush(deadline: .seconds(60))
         #expect(flushed.pending == 0)
-        let reader = TierChain([.remote(S3Tier(client: try Moto.client(), configuration: .init(bucket: bucket)),
-                                        readDeadline: .seconds(2))])
+        let reader = TierChain([.remote(S3Tier(client: try Moto.client(), configuration: .init(bucket: bucket, readTimeout: .seconds(30))),
+                                        readDeadline: .seconds(30))])
         let hit = try #require(await reader.get(S3FaultTests.key, now: Self.now))
         #expect(hit.entry == S3FaultTests.entry())
         #expect(!hit.isStale)

@@ -16,7 +16,7 @@ struct S3MetricsTests {
             configuration: .init(endpoint: server.baseURL, credentials: .static(accessKeyID: "a", secretAccessKey: "b"),
                                  baseDelay: .milliseconds(5)),
             metricsFactory: metrics)
-        let tier = S3Tier(client: client, configuration: .init(name: "s3-test", bucket: "bucket"), metricsFactory: metrics)
+        let tier = S3Tier(client: client, configuration: .init(name: "s3-test", bucket: "bucket", readTimeout: .seconds(30)), metricsFactory: metrics)
         #expect(try await tier.get(S3FaultTests.key) != nil)  // one 503, then 200
         #expect(try await tier.get(S3FaultTests.key) != nil)  // 304
         #expect(try await tier.get(try CacheKey(namespace: "faults", name: "absent")) == nil)  // 404

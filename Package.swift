@@ -161,6 +161,14 @@ targets += [
             "TierCache", "TierCacheDisk", "tiercache-disk-helper",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
+    .library(name: "TierCacheS3", targets: ["TierCacheS3"]),
+        name: "TierCacheS3",
+            "TierCacheHTTP",
+            .product(name: "Crypto", package: "swift-crypto"),
+        path: "Backends/S3",
+        name: "TierCacheS3Tests",
+            "TierCacheS3", "TierCache", "TierCacheTesting", "TierCacheHTTP",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ],
         swiftSettings: swiftSettings
@@ -177,6 +185,7 @@ targets += [
             "TierCacheZstd",
             "TierCacheLZ4",
             "TierCacheDisk",
+            "TierCacheS3",
         ],
         swiftSettings: swiftSettings
     ),
@@ -192,6 +201,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: targets,
     swiftLanguageModes: [.v6]

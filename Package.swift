@@ -161,13 +161,32 @@ targets += [
             "TierCache", "TierCacheDisk", "tiercache-disk-helper",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+products += [
     .library(name: "TierCacheS3", targets: ["TierCacheS3"]),
+]
+targets += [
+    .target(
         name: "TierCacheS3",
+        dependencies: [
+            "TierCache",
             "TierCacheHTTP",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
         path: "Backends/S3",
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
         name: "TierCacheS3Tests",
+        dependencies: [
             "TierCacheS3", "TierCache", "TierCacheTesting", "TierCacheHTTP",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ],

@@ -90,6 +90,32 @@ targets += [
 
 // MARK: Backends
 
+// MARK: Lambda
+// The Runtime API adapter: INIT hydration, freeze-safe flushes, EMF metrics.
+products += [
+    .library(name: "TierCacheLambda", targets: ["TierCacheLambda"]),
+]
+targets += [
+    .target(
+        name: "TierCacheLambda",
+        dependencies: [
+            "TierCache",
+            "TierCacheHTTP",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheLambdaTests",
+        dependencies: [
+            "TierCacheLambda", "TierCacheTesting", "TierCache", "TierCacheHTTP",
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
 // MARK: Benchmarks
 targets += [
     .executableTarget(

@@ -45,8 +45,10 @@ public final class FaultInjectingTier: CacheTier, @unchecked Sendable {
         case .hang(let duration):
             let end = ContinuousClock.now.advanced(by: duration)
             while ContinuousClock.now < end {
-                // Deliberately swallows cancellation.
-                try? await Task.sleep(for: .milliseconds(5))
+                // Deliberately swallows cancellation. The sleep runs in a detached task so that a
+                // cancelled caller still sleeps instead of spinning (a cancelled Task.sleep returns
+                // at once, which would busy-loop and starve the cooperative pool).
+                await Task.detached { try? await Task.sleep(for: .milliseconds(5)) }.value
             }
         }
     }

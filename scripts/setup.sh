@@ -2,10 +2,11 @@
 # Installs what the project needs on a fresh Debian machine; a no-op when it is all present.
 # System: libzstd-dev, liblz4-dev, libcurl4-openssl-dev (the C libraries we link), zstd and lz4
 # (the command-line tools the codec benchmark compares against), nginx (the S3 benchmark's
-# loopback file server). Python: moto with its server extra (the S3 stand-in for tests), boto3.
+# loopback file server), curl (the CLI the http and S3 benchmarks compare against).
+# Python: moto with its server extra (the S3 stand-in for tests), boto3.
 set -euo pipefail
 
-apt_packages=(libzstd-dev liblz4-dev libcurl4-openssl-dev zstd lz4 nginx pkg-config)
+apt_packages=(libzstd-dev liblz4-dev libcurl4-openssl-dev zstd lz4 nginx curl pkg-config)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

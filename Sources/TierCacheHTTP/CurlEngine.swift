@@ -277,7 +277,10 @@ package final class CurlEngine: @unchecked Sendable {
                     complete(transfer, handle: handle, result: result)
                 }
             }
-            _ = curl_multi_poll(multi, nil, 0, 1000, nil)
+            if curl_multi_poll(multi, nil, 0, 1000, nil) != CURLM_OK {
+                // Not expected with a valid multi handle; never spin on it.
+                usleep(1000)
+            }
         }
     }
 

@@ -32,6 +32,7 @@ public struct HTTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
         /// The client was shut down before or during the transfer.
         public static let shutdown = Code("shutdown")
 
+        /// The code's name, for logs.
         public var description: String { name }
     }
 
@@ -121,6 +122,7 @@ public struct HTTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
         isConnectionError || code == .timeout
     }
 
+    /// The code, the message and libcurl's code and name when present; safe to log.
     public var description: String {
         var text = "HTTPClientError(\(code)): \(message)"
         if let curlCode, let curlCodeName {

@@ -24,6 +24,7 @@ public struct HTTPMethod: RawRepresentable, Hashable, Sendable, CustomStringConv
     /// `DELETE`: a body is sent only if the request has one.
     public static let delete = HTTPMethod(rawValue: "DELETE")
 
+    /// The method token.
     public var description: String { rawValue }
 }
 
@@ -45,6 +46,12 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
     /// Creates a header list from `(name, value)` pairs, keeping their order.
     public init<S: Sequence>(_ pairs: S) where S.Element == (String, String) {
         fields = pairs.map { (name: $0.0, value: $0.1) }
+    }
+
+    /// Creates a header list from labeled `(name:, value:)` pairs (such as another list's
+    /// elements), keeping their order.
+    public init<S: Sequence>(_ fields: S) where S.Element == Element {
+        self.fields = Array(fields)
     }
 
     /// Creates a header list from a literal, keeping its order.
@@ -100,10 +107,13 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         fields.contains { Self.equalsIgnoringCase($0.name, name) }
     }
 
+    /// Iterates the fields in order.
     public func makeIterator() -> IndexingIterator<[Element]> {
         fields.makeIterator()
     }
 
+    /// The fields as `[Name: value, ...]`, for debugging. Values are included: do not log the
+    /// headers of signed requests.
     public var description: String {
         "[" + fields.map { "\($0.name): \($0.value)" }.joined(separator: ", ") + "]"
     }

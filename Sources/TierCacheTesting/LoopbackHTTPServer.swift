@@ -18,7 +18,8 @@ import Darwin
 /// 100-continue` is honoured. Responses get a `Content-Length` unless the handler sets one.
 ///
 /// ``stop()`` wakes every thread (they poll a shared stop pipe), joins them and closes every
-/// descriptor; it is idempotent and also runs on deinit. Handlers run on server threads and may
+/// descriptor; it is idempotent and also runs on deinit. Call it explicitly when the handler
+/// captures the server (a reference cycle that deinit alone would never break). Handlers run on server threads and may
 /// block (a long poll, for example); they must return for ``stop()`` to finish.
 ///
 /// ```swift
@@ -99,6 +100,7 @@ public final class LoopbackHTTPServer: Sendable {
         /// Answers with this status and a short text body without calling the handler.
         public static func status(_ code: Int) -> Fault { Fault(kind: .status(code)) }
 
+        /// The fault's kind and parameters, for test output.
         public var description: String { "\(kind)" }
     }
 
@@ -529,6 +531,8 @@ private struct Connection {
     let server: ServerState
     /// Bytes received but not yet consumed (pipelined requests stay here).
     var buffer: [UInt8] = []
+    /// The receive buffer, reused across reads.
+    var scratch = [UInt8](repeating: 0, count: 64 * 1024)
 
     init(fd: Int32, server: ServerState) {
         self.fd = fd
@@ -550,10 +554,9 @@ private struct Connection {
             if fds[1].revents != 0 { return false }
             break
         }
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        let count = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         guard count > 0 else { return false }
-        buffer.append(contentsOf: chunk[0..<count])
+        buffer.append(contentsOf: scratch[0..<count])
         return true
     }
 

@@ -349,6 +349,18 @@ struct HTTPClientTests {
         #expect(error?.code == .timeout)
     }
 
+    @Test("With no total timeout (a long poll), a slow answer arrives; the connect timeout does not cap it")
+    func longPoll() async throws {
+        let server = try LoopbackHTTPServer(handler: echo)
+        defer { server.stop() }
+        server.enqueue(.delay(.milliseconds(600)))
+        let client = HTTPClient(configuration: .init(connectTimeout: .milliseconds(200), timeout: nil))
+        defer { client.shutdown() }
+        let response = try await client.execute(HTTPRequest(url: server.baseURL + "/next"))
+        #expect(response.status == 200)
+        #expect(response.headers["x-echo-path"] == "/next")
+    }
+
     @Test("A delay shorter than the deadline succeeds")
     func delayWithinDeadline() async throws {
         let server = try LoopbackHTTPServer(handler: echo)
@@ -402,6 +414,47 @@ struct HTTPClientTests {
             #expect((error as? HTTPClientError)?.code == .cancelled)
         }
         #expect(server.requestCount == 0)
+    }
+
+    @Test("Cancellation racing with submission and completion never hangs or leaks a handle")
+    func cancellationRaces() async throws {
+        let server = try LoopbackHTTPServer { request in
+            .init(status: 200, body: Array(request.path.utf8))
+        }
+        defer { server.stop() }
+        let client = HTTPClient(configuration: .init(maxConnectionsPerHost: 4))
+        defer { client.shutdown() }
+        var tasks: [Task<HTTPResponse, any Error>] = []
+        for index in 0..<120 {
+            if index % 3 == 0 { server.enqueue(.delay(.milliseconds(20))) }
+            tasks.append(Task { try await client.execute(HTTPRequest(url: server.baseURL + "/r/\(index)")) })
+            if index % 2 == 0 {
+                // Cancel some at once (often before the transfer thread sees them), some later.
+                if index % 4 == 0 { tasks[index].cancel() } else {
+                    let task = tasks[index]
+                    Task { try? await Task.sleep(for: .milliseconds(Int.random(in: 0...30))); task.cancel() }
+                }
+            }
+        }
+        var succeeded = 0
+        var cancelled = 0
+        for (index, task) in tasks.enumerated() {
+            switch await task.result {
+            case .success(let response):
+                #expect(response.body == Array("/r/\(index)".utf8))
+                succeeded += 1
+            case .failure(let error):
+                #expect((error as? HTTPClientError)?.code == .cancelled, "\(error)")
+                #expect(index % 2 == 0, "an uncancelled request failed: \(error)")
+                cancelled += 1
+            }
+        }
+        #expect(succeeded + cancelled == 120)
+        #expect(succeeded >= 60)
+        expectNoLeakedHandles(client)
+        // The client is still healthy.
+        let after = try await client.execute(HTTPRequest(url: server.baseURL + "/after"))
+        #expect(after.status == 200)
     }
 
     @Test("Concurrent requests from many tasks each get their own response")

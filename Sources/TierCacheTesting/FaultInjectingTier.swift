@@ -43,12 +43,14 @@ public final class FaultInjectingTier: CacheTier, @unchecked Sendable {
         case .fail: throw InjectedError()
         case .delay(let duration): try await Task.sleep(for: duration)
         case .hang(let duration):
-            let end = ContinuousClock.now.advanced(by: duration)
-            while ContinuousClock.now < end {
-                // Deliberately swallows cancellation. The sleep runs in a detached task so that a
-                // cancelled caller still sleeps instead of spinning (a cancelled Task.sleep returns
-                // at once, which would busy-loop and starve the cooperative pool).
-                await Task.detached { try? await Task.sleep(for: .milliseconds(5)) }.value
+            // Suspends without honouring cancellation: the sleep runs in a detached task, which the
+            // caller's cancellation does not reach. (A loop of `try? await Task.sleep` would spin
+            // once cancelled and starve the cooperative pool.)
+            await withCheckedContinuation { continuation in
+                Task.detached {
+                    try? await Task.sleep(for: duration)
+                    continuation.resume()
+                }
             }
         }
     }

@@ -11,6 +11,7 @@ let suites: [(name: String, run: () async throws -> Void)] = [
     ("http", HTTPBench.run),
     ("codecs", CodecsBench.run),
     ("disk", DiskBench.run),
+    ("serializers", SerializersBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

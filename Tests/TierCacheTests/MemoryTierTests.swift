@@ -87,6 +87,9 @@ import TierCacheTesting
             for t in 0..<8 {
                 group.addTask {
                     for i in 0..<5000 {
+                        // Yield now and then: a long synchronous loop would starve the
+                        // cooperative pool that other tests' deadline timers run on.
+                        if i % 64 == 0 { await Task.yield() }
                         let k = all[(i * 7 + t * 13) % all.count]
                         if i % 3 == 0 {
                             tier.set(k, value: i, weight: 1, freshUntil: now.advanced(by: .seconds(60)), staleUntil: now.advanced(by: .seconds(60)))

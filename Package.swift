@@ -40,11 +40,7 @@ targets += [
         ],
         swiftSettings: swiftSettings
     ),
-    .executableTarget(
-        name: "tiercache-demo",
-        dependencies: ["TierCache"],
-        swiftSettings: swiftSettings
-    ),
+
     .testTarget(
         name: "TierCacheTests",
         dependencies: ["TierCache", "TierCacheTesting"],
@@ -213,7 +209,20 @@ targets += [
     .testTarget(
         name: "TierCacheLambdaTests",
         dependencies: [
-            "TierCacheLambda", "TierCacheTesting", "TierCache", "TierCacheHTTP",
+            "TierCacheLambda", "TierCacheTesting", "TierCache", "TierCacheHTTP", "TierCacheS3",
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
+// The cold-start demo (`./scripts/demo.sh`): child processes of the report function
+// (Examples/ReportLambda, whose function source it shares) against the Runtime API emulator.
+targets += [
+    .executableTarget(
+        name: "tiercache-demo",
+        dependencies: [
+            "TierCache", "TierCacheLambda", "TierCacheDisk", "TierCacheS3", "TierCacheZstd", "TierCacheTesting",
             .product(name: "Logging", package: "swift-log"),
         ],
         swiftSettings: swiftSettings
@@ -230,6 +239,8 @@ targets += [
             "TierCacheZstd",
             "TierCacheLZ4",
             "TierCacheDisk",
+            "TierCacheS3",
+            "TierCacheTesting",
         ],
         swiftSettings: swiftSettings
     ),

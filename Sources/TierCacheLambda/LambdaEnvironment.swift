@@ -82,11 +82,13 @@ public struct LambdaEnvironment: Sendable {
         return out
     }
 
-    /// The default key for `name`: namespace = the function name, name = `<function version>/<name>`,
+    /// The default key for `name`: namespace = the function name, name = `<function version>.<name>`,
     /// schema version = yours. A new deploy (a new version) or a new shape (bump
-    /// `schemaVersion`) never reads an entry written by the old one.
+    /// `schemaVersion`) never reads an entry written by the old one. The separator is a `.`
+    /// (a version is `$LATEST` or digits, so the first `.` splits unambiguously): unlike `/`, it
+    /// needs no percent-encoding in object keys, which some S3-compatible stores sign wrongly.
     /// - Throws: ``TierCacheError`` (`.invalidKey`) when `name` is not a valid key name.
     public func cacheKey(_ name: String, schemaVersion: UInt32) throws(TierCacheError) -> CacheKey {
-        try CacheKey(namespace: cacheNamespace, name: "\(functionVersion)/\(name)", schemaVersion: schemaVersion)
+        try CacheKey(namespace: cacheNamespace, name: "\(functionVersion).\(name)", schemaVersion: schemaVersion)
     }
 }

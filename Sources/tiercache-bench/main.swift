@@ -12,6 +12,7 @@ let suites: [(name: String, run: () async throws -> Void)] = [
     ("codecs", CodecsBench.run),
     ("disk", DiskBench.run),
     ("serializers", SerializersBench.run),
+    ("hydrate", HydrateBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -14,7 +14,7 @@ struct EnvironmentTests {
         let env = LambdaEnvironment(runtimeAPI: "x", functionName: "report-gen", functionVersion: "12")
         let key = try env.cacheKey("model", schemaVersion: 3)
         #expect(key.namespace == "report-gen")
-        #expect(key.name == "12/model")
+        #expect(key.name == "12.model")
         #expect(key.schemaVersion == 3)
         let next = LambdaEnvironment(runtimeAPI: "x", functionName: "report-gen", functionVersion: "13")
         #expect(try next.cacheKey("model", schemaVersion: 3) != key, "a new deploy never reads the old entry")

@@ -6,7 +6,7 @@ let package = Package(
     name: "ReportLambda",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(path: "../.."),
+        .package(name: "swift-tiercache", path: "../.."),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [

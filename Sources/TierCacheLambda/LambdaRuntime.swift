@@ -122,8 +122,7 @@ public final class LambdaRuntime: Sendable {
 
     /// Ends the process with `result`'s exit status.
     public static func exit(_ result: RunResult) -> Never {
-        fflush(nil)
-        Glibc.exit(result.exitStatus)
+        endProcess(result.exitStatus)
     }
 
     /// Runs INIT, then serves invocations until the Runtime API fails or says to stop, or
@@ -274,4 +273,10 @@ public final class LambdaRuntime: Sendable {
             return
         }
     }
+}
+
+/// `exit(3)`, out of reach of ``LambdaRuntime/exit(_:)``'s name.
+private func endProcess(_ status: Int32) -> Never {
+    fflush(nil)
+    exit(status)
 }

@@ -210,6 +210,8 @@ targets += [
         name: "TierCacheLambdaTests",
         dependencies: [
             "TierCacheLambda", "TierCacheTesting", "TierCache", "TierCacheHTTP", "TierCacheS3",
+            // The report function runs as a child process in the init-failure and end-to-end tests.
+            "tiercache-demo",
             .product(name: "Logging", package: "swift-log"),
         ],
         swiftSettings: swiftSettings

@@ -40,11 +40,6 @@ targets += [
         ],
         swiftSettings: swiftSettings
     ),
-    .executableTarget(
-        name: "tiercache-demo",
-        dependencies: ["TierCache"],
-        swiftSettings: swiftSettings
-    ),
     .testTarget(
         name: "TierCacheTests",
         dependencies: ["TierCache", "TierCacheTesting"],
@@ -194,6 +189,47 @@ targets += [
     ),
 ]
 
+// MARK: Lambda
+// The Runtime API adapter: INIT hydration, freeze-safe flushes, EMF metrics.
+products += [
+    .library(name: "TierCacheLambda", targets: ["TierCacheLambda"]),
+]
+targets += [
+    .target(
+        name: "TierCacheLambda",
+        dependencies: [
+            "TierCache",
+            "TierCacheHTTP",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheLambdaTests",
+        dependencies: [
+            "TierCacheLambda", "TierCacheTesting", "TierCache", "TierCacheHTTP", "TierCacheS3",
+            // The report function runs as a child process in the init-failure and end-to-end tests.
+            "tiercache-demo",
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
+// The cold-start demo (`./scripts/demo.sh`): child processes of the report function
+// (Examples/ReportLambda, whose function source it shares) against the Runtime API emulator.
+targets += [
+    .executableTarget(
+        name: "tiercache-demo",
+        dependencies: [
+            "TierCache", "TierCacheLambda", "TierCacheDisk", "TierCacheS3", "TierCacheZstd", "TierCacheTesting",
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
 // MARK: Benchmarks
 targets += [
     .executableTarget(
@@ -205,6 +241,7 @@ targets += [
             "TierCacheLZ4",
             "TierCacheDisk",
             "TierCacheS3",
+            "TierCacheTesting",
         ],
         swiftSettings: swiftSettings
     ),

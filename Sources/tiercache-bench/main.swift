@@ -13,6 +13,7 @@ let suites: [(name: String, run: () async throws -> Void)] = [
     ("serializers", SerializersBench.run),
     ("codecs", CodecsBench.run),
     ("disk", DiskBench.run),
+    ("hydrate", HydrateBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

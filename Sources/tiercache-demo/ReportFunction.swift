@@ -1,0 +1,1 @@
+../../Examples/ReportLambda/Sources/bootstrap/ReportFunction.swift

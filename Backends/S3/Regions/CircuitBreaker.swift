@@ -44,6 +44,7 @@ public final class BucketCircuitBreaker: Sendable {
         var failures = 0
         var state = State.closed
         var until = WallTime(millisecondsSince1970: 0)  // open: end of cool-down; halfOpen: probe expiry
+        var skipped = 0
     }
 
     /// The settings in use.
@@ -69,7 +70,10 @@ public final class BucketCircuitBreaker: Sendable {
             case .closed:
                 return Permit(isProbe: false)
             default:
-                guard now >= circuit.until else { return nil }
+                guard now >= circuit.until else {
+                    circuit.skipped += 1
+                    return nil
+                }
                 circuit.state = .halfOpen
                 circuit.until = now.advanced(by: configuration.coolDown)
                 return Permit(isProbe: true)
@@ -79,7 +83,11 @@ public final class BucketCircuitBreaker: Sendable {
 
     /// Records a success: the circuit closes.
     public func recordSuccess(_ id: String) {
-        circuits.withLock { $0[id] = Circuit() }
+        circuits.withLock { circuits in
+            var circuit = Circuit()
+            circuit.skipped = circuits[id]?.skipped ?? 0
+            circuits[id] = circuit
+        }
     }
 
     /// Records a failure: a failed probe, or the threshold-th consecutive failure, opens the
@@ -108,6 +116,11 @@ public final class BucketCircuitBreaker: Sendable {
             circuit.until = now
             circuits[id] = circuit
         }
+    }
+
+    /// How many requests ``acquire(_:)`` has turned away from a bucket so far (diagnostics).
+    public func skips(of id: String) -> Int {
+        circuits.withLock { $0[id]?.skipped ?? 0 }
     }
 
     /// The current state of a bucket's circuit (an open circuit whose cool-down has ended still

@@ -111,6 +111,7 @@ targets += [
             "TierCacheS3", "TierCache", "TierCacheTesting", "TierCacheHTTP",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
         ],
         swiftSettings: swiftSettings
     ),

@@ -22,4 +22,7 @@ if [[ -x scripts/start-moto.sh ]]; then
     services+=("$MOTO_PID")
 fi
 
-swift test --skip-build "$@"
+swift test --skip-build
+
+# The concurrent parts again under ThreadSanitizer (a build folder of its own).
+./scripts/sanitize.sh thread

@@ -359,7 +359,10 @@ public final class S3Client: Sendable {
             }
         }
         if let key {
-            path += "/" + PercentEncoding.encode(key, keepSlash: true)
+            // "." and ".." segments are sent as %2E so that no HTTP layer (libcurl included)
+            // resolves them away: S3 keys are opaque, and S3 signs the path exactly as sent.
+            let segments = PercentEncoding.encode(key, keepSlash: true).split(separator: "/", omittingEmptySubsequences: false)
+            path += "/" + segments.map { $0 == "." ? "%2E" : $0 == ".." ? "%2E%2E" : String($0) }.joined(separator: "/")
         }
         if path.isEmpty { path = "/" }
         let hostHeader = endpoint.port.map { host + ":\($0)" } ?? host
@@ -410,13 +413,15 @@ public final class S3Client: Sendable {
         let url = target.base + target.path + (target.query.isEmpty ? "" : "?" + target.query)
         let started = clock.now
         var attempt = 0
+        var lastFailure: S3Error?
         while true {
             attempt += 1
             if Task.isCancelled { throw S3Error(.cancelled, "\(op) cancelled") }
             let remaining = clock.now.duration(to: deadline)
             guard remaining > .zero else {
+                // The deadline passed during the backoff: the last failure says more than "timeout".
                 metrics.record(op: op, result: "timeout", since: started, clock: clock)
-                throw S3Error(.timeout, "\(op) deadline passed before attempt \(attempt)")
+                throw lastFailure ?? S3Error(.timeout, "\(op) deadline passed before attempt \(attempt)")
             }
             let credentials = try await resolveCredentials()
             var signedHeaders: [(name: String, value: String)] = [("Host", target.hostHeader)]
@@ -453,6 +458,7 @@ public final class S3Client: Sendable {
                 metrics.record(op: op, result: "timeout", since: started, clock: clock)
                 throw failure
             }
+            lastFailure = failure
             logger.debug("S3 request failed; retrying", metadata: [
                 "op": "\(op)", "attempt": "\(attempt)", "error": "\(failure)", "backoff-ms": "\(delay.nanoseconds / 1_000_000)",
             ])

@@ -20,12 +20,10 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
     public let name: String
     /// The version of the value's shape.
     public let schemaVersion: UInt32
-    /// The deterministic rendering `namespace/name#vN`, unique per key.
-    public let rendered: String
-    /// A 128-bit hash of ``rendered`` as 32 lowercase hex digits: a safe file or object name.
-    public let fingerprint: String
-    // Precomputed so that a memory-tier hit hashes one integer, not two strings.
-    private let hash64: UInt64
+    // Precomputed so that a memory-tier hit hashes one integer, not two strings. The key holds
+    // nothing else on the heap (short names stay inline), so copying one costs no reference
+    // counting; ``rendered`` and ``fingerprint`` are derived on demand for that reason.
+    @usableFromInline package let hash64: UInt64
 
     /// Creates a validated key.
     /// - Throws: ``TierCacheError`` with code ``TierCacheError/Code/invalidKey`` naming the problem.
@@ -35,20 +33,29 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
         self.namespace = namespace
         self.name = name
         self.schemaVersion = schemaVersion
-        let rendered = "\(namespace)/\(name)#v\(schemaVersion)"
-        self.rendered = rendered
-        let high = XXH64.hash(rendered, seed: 0)
-        let low = XXH64.hash(rendered, seed: 0x7469_6572_6361_6368)  // "tiercach"
-        self.hash64 = high
-        self.fingerprint = Self.hex(high) + Self.hex(low)
+        self.hash64 = XXH64.hash(Self.render(namespace, name, schemaVersion), seed: 0)
+    }
+
+    private static func render(_ namespace: String, _ name: String, _ schemaVersion: UInt32) -> String {
+        "\(namespace)/\(name)#v\(schemaVersion)"
+    }
+
+    /// The deterministic rendering `namespace/name#vN`, unique per key.
+    public var rendered: String { Self.render(namespace, name, schemaVersion) }
+
+    /// A 128-bit hash of ``rendered`` as 32 lowercase hex digits: a safe file or object name.
+    public var fingerprint: String {
+        Self.hex(hash64) + Self.hex(XXH64.hash(rendered, seed: 0x7469_6572_6361_6368))  // "tiercach"
     }
 
     public var description: String { rendered }
 
+    @inlinable
     public func hash(into hasher: inout Hasher) {
         hasher.combine(hash64)
     }
 
+    @inlinable
     public static func == (lhs: CacheKey, rhs: CacheKey) -> Bool {
         lhs.hash64 == rhs.hash64 && lhs.schemaVersion == rhs.schemaVersion
             && lhs.name == rhs.name && lhs.namespace == rhs.namespace

@@ -7,8 +7,10 @@ import Glibc
 // Add a suite: write `enum XBench { static func run() async throws }` in its own file and list
 // it here.
 let suites: [(name: String, run: () async throws -> Void)] = [
+    ("memory", MemoryBench.run),
     ("http", HTTPBench.run),
     ("s3", S3Bench.run),
+    ("serializers", SerializersBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -11,11 +11,18 @@ import Darwin
 /// Not `Synchronization.Mutex`: on Linux that sits on futexes ThreadSanitizer cannot see, and we
 /// run TSan (docs/decisions.md, note 1). Use it for short, synchronous critical sections only;
 /// state that spans an `await` belongs in an actor.
+@usableFromInline
 package final class Lock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
+    // Each mutex gets a cache line (two, against adjacent-line prefetch) of its own: the memory
+    // tier's shard locks sit side by side, and false sharing between them would serialize
+    // threads that touch different shards.
+    private static let allocationSize = max(128, MemoryLayout<pthread_mutex_t>.stride)
+
     package init() {
-        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        mutex = UnsafeMutableRawPointer.allocate(byteCount: Self.allocationSize, alignment: 128)
+            .bindMemory(to: pthread_mutex_t.self, capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         let rc = pthread_mutex_init(mutex, nil)
         precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
@@ -24,7 +31,7 @@ package final class Lock: @unchecked Sendable {
     deinit {
         pthread_mutex_destroy(mutex)
         mutex.deinitialize(count: 1)
-        mutex.deallocate()
+        UnsafeMutableRawPointer(mutex).deallocate()
     }
 
     @inlinable

@@ -1,0 +1,105 @@
+import Testing
+import TierCache
+import TierCacheTesting
+
+@Suite struct MemoryTierTests {
+    let clock = ManualCacheClock()
+
+    func keys(_ count: Int) throws -> [CacheKey] { try (0..<count).map { try CacheKey(namespace: "m", name: "k\($0)") } }
+
+    func put(_ tier: MemoryTier<Int>, _ key: CacheKey, _ value: Int, weight: Int = 1, ttl: Duration = .seconds(60)) {
+        let now = clock.now()
+        tier.set(key, value: value, weight: weight, freshUntil: now.advanced(by: ttl), staleUntil: now.advanced(by: ttl))
+    }
+
+    @Test(arguments: [EvictionPolicyFactory.lru, .sieve])
+    func entryBudgetHolds(policy: EvictionPolicyFactory) throws {
+        let tier = MemoryTier<Int>(configuration: .init(maxEntries: 100, eviction: policy, shards: 1))
+        for (i, k) in try keys(1000).enumerated() { put(tier, k, i) }
+        #expect(tier.count == 100)
+    }
+
+    @Test func byteBudgetHoldsAndOversizedValuesAreSkipped() throws {
+        let tier = MemoryTier<Int>(configuration: .init(maxEntries: 1000, maxBytes: 1000, shards: 1))
+        for (i, k) in try keys(50).enumerated() { put(tier, k, i, weight: 100) }
+        #expect(tier.weight <= 1000)
+        #expect(tier.count == 10)
+        let big = try CacheKey(namespace: "m", name: "big")
+        put(tier, big, 1, weight: 1001)
+        #expect(tier.get(big, now: clock.now()) == nil)
+    }
+
+    @Test func expiredEntriesAreDropped() throws {
+        let tier = MemoryTier<Int>()
+        let k = try CacheKey(namespace: "m", name: "ttl")
+        put(tier, k, 1, ttl: .seconds(5))
+        #expect(tier.get(k, now: clock.now())?.value == 1)
+        clock.advance(by: .seconds(5))
+        #expect(tier.get(k, now: clock.now()) == nil)
+        #expect(tier.count == 0)
+    }
+
+    @Test func lruEvictsTheLeastRecentlyUsed() throws {
+        let tier = MemoryTier<Int>(configuration: .init(maxEntries: 3, eviction: .lru, shards: 1))
+        let k = try keys(4)
+        put(tier, k[0], 0); put(tier, k[1], 1); put(tier, k[2], 2)
+        _ = tier.get(k[0], now: clock.now())
+        put(tier, k[3], 3)
+        #expect(tier.get(k[1], now: clock.now()) == nil)
+        #expect(tier.get(k[0], now: clock.now()) != nil)
+    }
+
+    @Test func sieveKeepsVisitedEntriesAndEvictsTheOldestUnvisited() throws {
+        let tier = MemoryTier<Int>(configuration: .init(maxEntries: 3, eviction: .sieve, shards: 1))
+        let k = try keys(5)
+        put(tier, k[0], 0); put(tier, k[1], 1); put(tier, k[2], 2)
+        _ = tier.get(k[0], now: clock.now())  // visited
+        put(tier, k[3], 3)  // hand passes k0 (clears its bit), evicts k1
+        #expect(tier.get(k[1], now: clock.now()) == nil)
+        #expect(tier.get(k[0], now: clock.now()) != nil)  // visited again
+        put(tier, k[4], 4)  // hand moved on from k1's place: k2 is next unvisited
+        #expect(tier.get(k[2], now: clock.now()) == nil)
+        #expect(tier.get(k[0], now: clock.now()) != nil)
+        #expect(tier.count == 3)
+    }
+
+    final class NewestFirst: EvictionPolicy {
+        var order: [Int] = []
+        func didInsert(slot: Int) { order.append(slot) }
+        func didAccess(slot: Int) {}
+        func didRemove(slot: Int) { order.removeAll { $0 == slot } }
+        func victim() -> Int? { order.last }
+    }
+
+    @Test func customPolicyPlugsIn() throws {
+        let tier = MemoryTier<Int>(configuration: .init(maxEntries: 2, eviction: .custom(name: "newest") { NewestFirst() }, shards: 1))
+        let k = try keys(3)
+        put(tier, k[0], 0); put(tier, k[1], 1); put(tier, k[2], 2)
+        #expect(tier.get(k[0], now: clock.now()) != nil)
+        #expect(tier.get(k[1], now: clock.now()) == nil)
+    }
+
+    @Test func concurrentUseKeepsTheBudget() async throws {
+        let tier = MemoryTier<Int>(configuration: .init(maxEntries: 256, shards: 4))
+        let all = try keys(2000)
+        let now = clock.now()
+        await withTaskGroup(of: Void.self) { group in
+            for t in 0..<8 {
+                group.addTask {
+                    for i in 0..<5000 {
+                        // Yield now and then: a long synchronous loop would starve the
+                        // cooperative pool that other tests' deadline timers run on.
+                        if i % 64 == 0 { await Task.yield() }
+                        let k = all[(i * 7 + t * 13) % all.count]
+                        if i % 3 == 0 {
+                            tier.set(k, value: i, weight: 1, freshUntil: now.advanced(by: .seconds(60)), staleUntil: now.advanced(by: .seconds(60)))
+                        } else if let hit = tier.get(k, now: now) {
+                            #expect(hit.value >= 0)
+                        }
+                    }
+                }
+            }
+        }
+        #expect(tier.count <= 256)
+    }
+}

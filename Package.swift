@@ -87,6 +87,48 @@ targets += [
 ]
 
 // MARK: Codecs
+// zstd and lz4 over the system libraries (pkg-config libzstd / liblz4). C is touched only in the
+// CTierCache* shims and the one Swift module that wraps each.
+products += [
+    .library(name: "TierCacheZstd", targets: ["TierCacheZstd"]),
+    .library(name: "TierCacheLZ4", targets: ["TierCacheLZ4"]),
+]
+targets += [
+    .systemLibrary(
+        name: "CTierCacheZstd",
+        path: "Codecs/CTierCacheZstd",
+        pkgConfig: "libzstd",
+        providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
+    ),
+    .systemLibrary(
+        name: "CTierCacheLZ4",
+        path: "Codecs/CTierCacheLZ4",
+        pkgConfig: "liblz4",
+        providers: [.apt(["liblz4-dev"]), .brew(["lz4"])]
+    ),
+    .target(
+        name: "TierCacheZstd",
+        dependencies: ["TierCache", "CTierCacheZstd"],
+        path: "Codecs/Zstd",
+        swiftSettings: swiftSettings
+    ),
+    .target(
+        name: "TierCacheLZ4",
+        dependencies: ["TierCache", "CTierCacheLZ4"],
+        path: "Codecs/LZ4",
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheZstdTests",
+        dependencies: ["TierCache", "TierCacheZstd"],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheLZ4Tests",
+        dependencies: ["TierCache", "TierCacheLZ4"],
+        swiftSettings: swiftSettings
+    ),
+]
 
 // MARK: Backends
 
@@ -97,6 +139,8 @@ targets += [
         dependencies: [
             "TierCache",
             "TierCacheHTTP",
+            "TierCacheZstd",
+            "TierCacheLZ4",
         ],
         swiftSettings: swiftSettings
     ),

@@ -9,6 +9,7 @@ import Glibc
 let suites: [(name: String, run: () async throws -> Void)] = [
     ("memory", MemoryBench.run),
     ("http", HTTPBench.run),
+    ("codecs", CodecsBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

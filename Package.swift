@@ -131,6 +131,41 @@ targets += [
 ]
 
 // MARK: Backends
+products += [
+    .library(name: "TierCacheDisk", targets: ["TierCacheDisk"]),
+]
+targets += [
+    // Header-only shim: openat2(RESOLVE_CACHED) and preadv2(RWF_NOWAIT) for non-blocking reads.
+    .systemLibrary(name: "CTierCacheDisk", path: "Backends/Disk/CTierCacheDisk"),
+    .target(
+        name: "TierCacheDisk",
+        dependencies: [
+            "TierCache",
+            "CTierCacheDisk",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
+        path: "Backends/Disk/TierCacheDisk",
+        swiftSettings: swiftSettings
+    ),
+    // A child process for the disk tier's crash and multi-process tests (not a product).
+    .executableTarget(
+        name: "tiercache-disk-helper",
+        dependencies: ["TierCache", "TierCacheDisk"],
+        path: "Tests/TierCacheDiskHelper",
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheDiskTests",
+        dependencies: [
+            "TierCache", "TierCacheDisk", "tiercache-disk-helper",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
 
 // MARK: Benchmarks
 targets += [
@@ -141,6 +176,7 @@ targets += [
             "TierCacheHTTP",
             "TierCacheZstd",
             "TierCacheLZ4",
+            "TierCacheDisk",
         ],
         swiftSettings: swiftSettings
     ),

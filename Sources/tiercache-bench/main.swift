@@ -10,6 +10,7 @@ let suites: [(name: String, run: () async throws -> Void)] = [
     ("memory", MemoryBench.run),
     ("http", HTTPBench.run),
     ("codecs", CodecsBench.run),
+    ("disk", DiskBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -167,6 +167,33 @@ targets += [
     ),
 ]
 
+products += [
+    .library(name: "TierCacheS3", targets: ["TierCacheS3"]),
+]
+targets += [
+    .target(
+        name: "TierCacheS3",
+        dependencies: [
+            "TierCache",
+            "TierCacheHTTP",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
+        path: "Backends/S3",
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheS3Tests",
+        dependencies: [
+            "TierCacheS3", "TierCache", "TierCacheTesting", "TierCacheHTTP",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
 // MARK: Benchmarks
 targets += [
     .executableTarget(
@@ -192,6 +219,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: targets,
     swiftLanguageModes: [.v6]

@@ -130,8 +130,10 @@ struct WarmCommand: ReportingCommand {
             Every regular file under SOURCE becomes one entry: key <namespace>/<path relative to \
             SOURCE>#v<schema>, written exactly as the library's S3 tier (object \
             <prefix>/<namespace>/<encoded name>.v<schema>, expiry in x-amz-meta-*) or disk tier \
-            writes it. The location's last segment is the namespace. To run loaders of your own \
-            instead of uploading files, see docs/cli.md ("Warming with your own loaders").
+            writes it. The location's last segment is the namespace. Files are recorded as JSON \
+            values by default (serializer id 1), so a Cache<Value> with JSONSerializer reads them; \
+            --serializer raw stores opaque bytes. To run loaders of your own instead of uploading \
+            files, see docs/cli.md ("Warming with your own loaders").
 
             Examples:
               tiercache warm s3://my-bucket/tiercache/reports ./prepared --ttl 24h
@@ -145,6 +147,8 @@ struct WarmCommand: ReportingCommand {
     @Option(name: .customLong("schema-version"), help: "Schema version of the keys.") var schemaVersion: UInt32 = 1
     @Flag(name: .customLong("strip-extension"), help: "Drop each file's extension from its key name (a.json -> a).")
     var stripExtension = false
+    @Option(help: ArgumentHelp("The serializer id recorded: raw (3, the file as bytes), json (1) or binary (2) when the file is a value the library's serializer wrote, or 128-255.", valueName: "raw|json|binary|id"))
+    var serializer: String = "json"
     @Option(help: "Codec: zstd, lz4 or none.") var codec: String = "zstd"
     @Option(help: "Compression level.") var level: Int?
     @Option(help: ArgumentHelp("A zstd dictionary to compress with.", valueName: "file")) var dict: String?
@@ -178,6 +182,7 @@ struct WarmCommand: ReportingCommand {
         }
         guard concurrency >= 1 else { throw .usage("--concurrency must be at least 1") }
         var options = WrapOptions(codec: choice, level: level)
+        options.serializer = try parseSerializer(serializer)
         options.ttl = try parseTTL(ttl, option: "--ttl")
         options.staleFor = try parseTTL(staleFor, option: "--stale-for")
         if let dict { options.dictionary = try Envelopes.loadDictionaries([dict]).first }

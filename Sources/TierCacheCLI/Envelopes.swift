@@ -14,8 +14,23 @@ enum CodecChoice: String, CaseIterable, Sendable {
     case identity = "none"
 }
 
-/// How `put` and `warm` wrap a file: codec, level, dictionary and lifetimes.
+/// Parses `--serializer`: `raw` (3), `json` (1), `binary` (2) or a number 128...255.
+func parseSerializer(_ text: String) throws(CLIError) -> SerializerID {
+    switch text.lowercased() {
+    case "raw": return .rawBytes
+    case "json": return .json
+    case "binary": return .binary
+    default:
+        guard let n = UInt8(text), n >= 128 else {
+            throw .usage("--serializer must be raw, json, binary or a number from 128 to 255, not '\(text)'")
+        }
+        return SerializerID(rawValue: n)
+    }
+}
+
+/// How `put` and `warm` wrap a file: serializer id, codec, level, dictionary and lifetimes.
 struct WrapOptions: Sendable {
+    var serializer: SerializerID = .rawBytes
     var codec: CodecChoice = .zstd
     var level: Int?
     var dictionary: ZstdDictionary?
@@ -54,7 +69,7 @@ enum Envelopes {
         }
         let fresh = now.advanced(by: options.ttl)
         return CacheEntry(
-            key: key, serializerID: .rawBytes, codecID: compressed == nil ? .identity : codec.id,
+            key: key, serializerID: options.serializer, codecID: compressed == nil ? .identity : codec.id,
             dictionaryID: compressed?.dictionaryID ?? 0, createdAt: now, freshUntil: fresh,
             staleUntil: fresh.advanced(by: options.staleFor), uncompressedLength: UInt64(bytes.count),
             etag: options.etag, tags: options.tags, payload: compressed?.bytes ?? bytes)

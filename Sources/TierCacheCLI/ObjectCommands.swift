@@ -27,6 +27,8 @@ struct PutCommand: ReportingCommand {
 
     @Argument(help: "s3://bucket/key, or a key (namespace/name[#vN]) with --disk.") var location: String
     @Argument(help: "The file to store; - reads stdin.") var file: String
+    @Option(help: ArgumentHelp("The serializer id recorded: raw (3, the file as bytes), json (1) or binary (2) when the file is a value the library's serializer wrote, or 128-255.", valueName: "raw|json|binary|id"))
+    var serializer: String = "raw"
     @Option(help: "Codec: zstd, lz4 or none.") var codec: String = "zstd"
     @Option(help: "Compression level (zstd: -7...19, default 3; lz4: 0 fast, 1...12 high compression).") var level: Int?
     @Option(help: ArgumentHelp("A zstd dictionary to compress with (tiercache dict train).", valueName: "file")) var dict: String?
@@ -61,6 +63,7 @@ struct PutCommand: ReportingCommand {
             throw .usage("--codec must be zstd, lz4 or none, not '\(codec)'")
         }
         var options = WrapOptions(codec: choice, level: level)
+        options.serializer = try parseSerializer(serializer)
         options.ttl = try parseTTL(ttl, option: "--ttl")
         options.staleFor = try parseTTL(staleFor, option: "--stale-for")
         if let dict {

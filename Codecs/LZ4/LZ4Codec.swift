@@ -50,6 +50,7 @@ public struct LZ4Codec: Codec {
         /// High-compression mode (LZ4 HC) at a level from 3 to 12 (`lz4 -3` ... `lz4 -12`).
         public static func highCompression(level: Int) -> Mode { Mode(kind: .highCompression(level: level)) }
 
+        /// `fast(acceleration: N)` or `highCompression(level: N)`.
         public var description: String {
             switch kind {
             case .fast(let acceleration): "fast(acceleration: \(acceleration))"
@@ -81,7 +82,8 @@ public struct LZ4Codec: Codec {
         }
     }
 
-    /// The default small-payload threshold in bytes: below it, payloads are stored raw.
+    /// The default small-payload threshold, 64 bytes: below it lz4 saves little (a 32-byte
+    /// payload often does not shrink at all), and the envelope's own header dominates the entry.
     public static let defaultMinimumInputSize = 64
     /// The default decompressed-size ceiling, 256 MiB.
     public static let defaultMaximumDecompressedSize = 256 << 20
@@ -244,7 +246,7 @@ extension LZ4Codec {
 /// The fast mode's state (LZ4_sizeofState bytes) and its scratch output buffer.
 final class FastContext {
     let state: UnsafeMutableRawPointer
-    var scratch = ScratchBuffer()
+    let scratch = ScratchBuffer()
 
     init?() {
         guard let state = malloc(Int(LZ4_sizeofState())) else { return nil }
@@ -253,14 +255,13 @@ final class FastContext {
 
     deinit {
         free(state)
-        scratch.release()
     }
 }
 
 /// The HC mode's stream state and its scratch output buffer.
 final class HighCompressionContext {
     let stream: UnsafeMutablePointer<LZ4_streamHC_t>
-    var scratch = ScratchBuffer()
+    let scratch = ScratchBuffer()
 
     init?() {
         guard let stream = LZ4_createStreamHC() else { return nil }
@@ -269,7 +270,6 @@ final class HighCompressionContext {
 
     deinit {
         LZ4_freeStreamHC(stream)
-        scratch.release()
     }
 }
 

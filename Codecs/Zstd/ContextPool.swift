@@ -19,8 +19,15 @@ final class ContextPool<Context: AnyObject>: @unchecked Sendable {
     private let limit: Int
     private let make: @Sendable () -> Context?
 
-    init(limit: Int = 16, make: @escaping @Sendable () -> Context?) {
+    private let keep: @Sendable (Context) -> Bool
+
+    /// - Parameters:
+    ///   - limit: how many idle contexts to keep.
+    ///   - keep: whether a released context is worth keeping (false frees it: a context that
+    ///     grew huge for one rare large payload should not pin that memory).
+    init(limit: Int = 16, keep: @escaping @Sendable (Context) -> Bool = { _ in true }, make: @escaping @Sendable () -> Context?) {
         self.limit = limit
+        self.keep = keep
         self.make = make
         var initial: [Context] = []
         initial.reserveCapacity(limit)
@@ -34,6 +41,7 @@ final class ContextPool<Context: AnyObject>: @unchecked Sendable {
     }
 
     func release(_ context: Context) {
+        guard keep(context) else { return }
         var dropped: Context? = context
         idle.withLock { contexts in
             if contexts.count < limit, let kept = dropped {
@@ -47,30 +55,34 @@ final class ContextPool<Context: AnyObject>: @unchecked Sendable {
 }
 
 /// A malloc'ed byte buffer that grows on demand and is given back to the system when a rare
-/// large payload left it bigger than `retainLimit`.
-struct ScratchBuffer {
-    private(set) var pointer: UnsafeMutableRawPointer?
-    private(set) var capacity = 0
+/// large payload left it bigger than `retainLimit`. A class, owned by one context, so that using
+/// it costs no exclusivity bookkeeping on the hot path.
+final class ScratchBuffer {
+    private var pointer: UnsafeMutableRawPointer?
+    private var capacity = 0
     static let retainLimit = 8 << 20
 
     /// A buffer of at least `count` bytes, or nil when malloc fails.
-    mutating func reserve(_ count: Int) -> UnsafeMutableRawPointer? {
+    func reserve(_ count: Int) -> UnsafeMutableRawPointer? {
         if capacity >= count, let pointer { return pointer }
         free(pointer)
-        pointer = malloc(max(count, 1))
-        capacity = pointer == nil ? 0 : count
-        return pointer
+        let fresh = malloc(max(count, 1))
+        pointer = fresh
+        capacity = fresh == nil ? 0 : count
+        return fresh
     }
 
-    mutating func trim() {
+    func trim() {
         if capacity > Self.retainLimit { release() }
     }
 
-    mutating func release() {
+    func release() {
         free(pointer)
         pointer = nil
         capacity = 0
     }
+
+    deinit { free(pointer) }
 }
 
 /// An array holding a copy of `count` bytes at `source` (one memcpy).

@@ -110,10 +110,12 @@ public struct ZstdDictionary: Sendable, Hashable {
         return try ZstdDictionary(bytes: dictionary)
     }
 
+    /// Two dictionaries are equal when they have the same id and the same bytes.
     public static func == (lhs: ZstdDictionary, rhs: ZstdDictionary) -> Bool {
         lhs.id == rhs.id && (lhs.storage === rhs.storage || lhs.storage.bytes == rhs.storage.bytes)
     }
 
+    /// Hashes the id and the size (equal dictionaries have equal ids and sizes).
     public func hash(into hasher: inout Hasher) {
         hasher.combine(id)
         hasher.combine(storage.bytes.count)

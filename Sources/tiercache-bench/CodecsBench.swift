@@ -57,6 +57,19 @@ enum CodecsBench {
     }
 
     static func run() async throws {
+        // Priority: `lz4 -b` raises itself to nice -20 when it may (its SET_REALTIME_PRIORITY),
+        // so on a shared machine it gets a whole core while a normal process gets a fraction
+        // that swings from second to second. We measure ours at the same nice -20 (the zstd
+        // tool inherits it through posix_spawn), so both sides run alike. Needs root; without it
+        // the lz4 tool stays at its own priority too. TIERCACHE_BENCH_NICE=0 turns this off.
+        // The suite runs without awaits, so it stays on this thread (Linux priorities are per
+        // thread).
+        let nice = getenv("TIERCACHE_BENCH_NICE").flatMap { Int32(String(cString: $0)) } ?? -20
+        let previous = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        if nice != 0, setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) == 0 {
+            Report.info(suite, "measuring at nice \(nice), ours and the tools alike")
+        }
+        defer { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, previous) }
         let cases = [
             Case(name: "zstd -3", tool: "zstd", arguments: ["-b3", "-i\(toolSeconds)"], codec: try ZstdCodec(level: 3)),
             Case(name: "zstd -1", tool: "zstd", arguments: ["-b1", "-i\(toolSeconds)"], codec: try ZstdCodec(level: 1)),
@@ -314,11 +327,15 @@ enum CodecsBench {
                 let ratio = Double(input.count) / Double(payload.bytes.count)
                 Report.info(
                     suite,
-                    "table: \(inputName) | \(codecName) | \(format(ratio)) | \(Int(Double(input.count) / best[0] * 1000)) | \(Int(Double(input.count) / best[1] * 1000))"
+                    "table: \(inputName) | \(codecName) | \(format(ratio)) | \(oneDecimal(Double(input.count) / best[0] * 1000)) | \(oneDecimal(Double(input.count) / best[1] * 1000))"
                 )
             }
         }
     }
+}
+
+func oneDecimal(_ value: Double) -> String {
+    "\((value * 10).rounded() / 10)"
 }
 
 /// Any JSON document, to split the corpus without a schema.

@@ -39,10 +39,17 @@ import TierCacheZstd
 
     @Test func defaultThresholdApplies() throws {
         let codec = ZstdCodec.zstd
+        #expect(codec.minimumInputSize == ZstdCodec.defaultMinimumInputSize)
         let justBelow = try jsonPayload(ZstdCodec.defaultMinimumInputSize - 1)
         #expect(try codec.compress(justBelow) == nil)
         let large = try jsonPayload(4096)
         #expect(try codec.compress(large) != nil)
+        // With a dictionary the default threshold is lower, and small records do compress.
+        let withDictionary = try ZstdCodec(level: 3, dictionary: try Fixtures.dictionary())
+        #expect(withDictionary.minimumInputSize == ZstdCodec.defaultMinimumInputSizeWithDictionary)
+        let record = try #require(try Fixtures.split().held.first { $0.count > 100 })
+        #expect(try withDictionary.compress(Array(record.prefix(ZstdCodec.defaultMinimumInputSizeWithDictionary - 1))) == nil)
+        #expect(try withDictionary.compress(Array(record.prefix(100))) != nil)
     }
 
     @Test func incompressibleInputIsStoredRaw() throws {

@@ -240,15 +240,18 @@ public final class DiskTier: CacheTier {
     /// - Throws: `CancellationError` only.
     public func remove(_ key: CacheKey) async throws {
         try await pool.run {
-            let directory = self.shardPath(key.namespace, key.fingerprint)
-            let path = directory + "/" + key.fingerprint
+            let fingerprint = key.fingerprint
+            let directory = self.shardPath(key.namespace, fingerprint)
+            let path = directory + "/" + fingerprint
             do {
                 let removed: UInt64? = try self.fileSystem.withDirectoryLock(directory) {
                     guard let st = try self.fileSystem.status(path), try self.fileSystem.removeFile(path) else { return nil }
                     return UInt64(st.st_size)
                 }
                 if let removed { try self.sharedUsage.withLock { $0.release(removed) } }
-                self.index.forget(namespace: key.namespace, fingerprint: key.fingerprint)
+                self.index.forget(namespace: key.namespace, fingerprint: fingerprint)
+            } catch let failure as IOFailure where failure.errno == ENOENT {
+                // No shard folder: nothing to remove.
             } catch {
                 self.logger.warning("disk tier: remove failed", metadata: ["tier": "\(self.name)", "error": "\(error)"])
             }
@@ -306,14 +309,16 @@ public final class DiskTier: CacheTier {
         namespacePath(namespace) + "/" + fingerprint.prefix(2)
     }
 
-    func entryPath(_ key: CacheKey) -> String {
-        shardPath(key.namespace, key.fingerprint) + "/" + key.fingerprint
+    func entryPath(_ namespace: String, _ fingerprint: String) -> String {
+        shardPath(namespace, fingerprint) + "/" + fingerprint
     }
 
     // MARK: - Reading (on the pool)
 
     private func readEntry(_ key: CacheKey) -> CacheEntry? {
-        let path = entryPath(key)
+        // CacheKey derives its fingerprint on each access: once per operation.
+        let fingerprint = key.fingerprint
+        let path = entryPath(key.namespace, fingerprint)
         let fd: Int32
         do {
             guard let opened = try fileSystem.openForRead(path) else {
@@ -350,7 +355,7 @@ public final class DiskTier: CacheTier {
             }
             if !entry.isUsable(at: configuration.clock.now()) {
                 removeIfUnchanged(path: path, st)
-                index.forget(namespace: key.namespace, fingerprint: key.fingerprint)
+                index.forget(namespace: key.namespace, fingerprint: fingerprint)
                 stats.withLock { $0.expired += 1 }
                 noteMiss()
                 return nil
@@ -359,7 +364,7 @@ public final class DiskTier: CacheTier {
             if now - st.modifiedMilliseconds > touchMilliseconds {
                 _ = futimens(fd, nil)  // best effort: recency for every process
             }
-            index.record(namespace: key.namespace, fingerprint: key.fingerprint, size: UInt64(size), usedAt: now)
+            index.record(namespace: key.namespace, fingerprint: fingerprint, size: UInt64(size), usedAt: now)
             stats.withLock { $0.hits += 1 }
             metrics.hits.increment()
             return entry
@@ -403,7 +408,8 @@ public final class DiskTier: CacheTier {
     /// needed, corrupt or expired files to remove, errors) falls back to the blocking pool.
     private func readWithoutBlocking(_ key: CacheKey) -> FastRead {
         guard fastReads.withLock({ $0 }) else { return .fallBack }
-        let path = entryPath(key)
+        let fingerprint = key.fingerprint
+        let path = entryPath(key.namespace, fingerprint)
         let fd: Int32
         do {
             switch try fileSystem.openCached(path) {
@@ -431,7 +437,7 @@ public final class DiskTier: CacheTier {
             // Updating the modification time may wait on the file system's journal: not here.
             pool.execute { _ = utimensat(AT_FDCWD, path, nil, 0) }
         }
-        index.record(namespace: key.namespace, fingerprint: key.fingerprint, size: UInt64(size), usedAt: now)
+        index.record(namespace: key.namespace, fingerprint: fingerprint, size: UInt64(size), usedAt: now)
         stats.withLock {
             $0.hits += 1
             $0.hitsWithoutBlocking += 1
@@ -443,13 +449,14 @@ public final class DiskTier: CacheTier {
     // MARK: - Writing (on the pool)
 
     private func writeEntry(_ key: CacheKey, _ bytes: [UInt8]) {
-        let directory = shardPath(key.namespace, key.fingerprint)
-        let path = directory + "/" + key.fingerprint
+        let fingerprint = key.fingerprint
+        let directory = shardPath(key.namespace, fingerprint)
+        let path = directory + "/" + fingerprint
         let serial = sequence.withLock { value -> UInt64 in
             value &+= 1
             return value
         }
-        let temporary = directory + "/.tmp." + key.fingerprint + "." + String(processID) + "." + String(serial)
+        let temporary = directory + "/.tmp." + fingerprint + "." + String(processID) + "." + String(serial)
         var created = false
         do {
             try writeTemporary(temporary, directory: directory, bytes)
@@ -470,15 +477,21 @@ public final class DiskTier: CacheTier {
                 return counters
             }
             if configuration.fsync { fileSystem.fsyncDirectory(directory) }
-            index.record(namespace: key.namespace, fingerprint: key.fingerprint, size: size, usedAt: realTimeMilliseconds())
+            index.record(namespace: key.namespace, fingerprint: fingerprint, size: size, usedAt: realTimeMilliseconds())
             stats.withLock { $0.writes += 1 }
             if counters.bytes > maxBytes || counters.entries > UInt64(maxEntries) {
                 evict()
             }
         } catch {
             if created { _ = try? fileSystem.removeFile(temporary) }
-            let reason = (error as? IOFailure)?.reason ?? "error"
-            noteWriteError(reason: reason, "write of \(key) skipped: \(error)")
+            let failure = error as? IOFailure
+            noteWriteError(reason: failure?.reason ?? "error", "write of \(key) skipped: \(error)")
+            if let failure, failure.errno == ENOSPC || failure.errno == EDQUOT,
+               let used = sharedUsage.snapshot()?.bytes, used > 0 {
+                // The file system filled before the budget did: give back a tenth of what the
+                // tier holds, so that later writes fit again.
+                evict(bytesBelow: used - used / 10)
+            }
         }
     }
 
@@ -518,75 +531,80 @@ public final class DiskTier: CacheTier {
 
     /// Removes least recently used entries until the root is at 90% of both budgets. One evictor
     /// per process at a time; a write that finds one running leaves the work to it.
-    private func evict() {
+    /// - Parameter bytesBelow: a lower byte target than the budget's, after the file system said
+    ///   it is full (`ENOSPC`): the budget was more than the disk could hold.
+    private func evict(bytesBelow: UInt64? = nil) {
         guard index.beginEviction() else { return }
         repeat {
-            evictOnce()
+            evictOnce(bytesBelow: bytesBelow)
         } while !index.endEviction()
     }
 
-    private func evictOnce() {
-        let byteTarget = maxBytes - maxBytes / 10
+    private func evictOnce(bytesBelow: UInt64?) {
+        let byteTarget = min(maxBytes - maxBytes / 10, bytesBelow ?? .max)
         let entryTarget = UInt64(maxEntries - max(1, maxEntries / 10))
         // Evicting from a partial index would pick this process's own recent writes, the only
         // entries it knows: finish the scan pass first (the background scan usually has).
         while !index.isPassComplete, scanStep() {}
         var restarted = false
         var evicted = 0
+        defer {
+            if evicted > 0 {
+                stats.withLock { $0.evictions += evicted }
+                metrics.evictions.increment(by: Int64(evicted))
+                logger.debug("disk tier: evicted", metadata: ["tier": "\(name)", "count": "\(evicted)"])
+            }
+        }
         while true {
             let batch = index.nextCandidates(32)
             if batch.isEmpty {
                 // The index knows nothing more to evict: scan further (other processes' entries).
                 if scanStep() { continue }
-                if restarted { break }
+                if restarted { return }
                 restarted = true
                 index.restartPass()
                 continue
             }
-            var done = false
-            do {
-                for candidate in batch {
+            for candidate in batch {
+                do {
                     let counters = try sharedUsage.withLock { $0 }
-                    if counters.bytes <= byteTarget, counters.entries <= entryTarget {
-                        done = true
-                        break
-                    }
-                    let directory = shardPath(candidate.namespace, candidate.fingerprint)
-                    let path = directory + "/" + candidate.fingerprint
-                    let removed: UInt64? = try fileSystem.withDirectoryLock(directory) {
-                        guard let st = try fileSystem.status(path) else { return nil }
-                        let modified = st.modifiedMilliseconds
-                        if modified > candidate.lastUse + touchMilliseconds {
-                            // Used or rewritten by another process since we last looked: keep it.
-                            index.record(namespace: candidate.namespace, fingerprint: candidate.fingerprint,
-                                         size: UInt64(st.st_size), usedAt: modified)
-                            return nil
-                        }
-                        return try fileSystem.removeFile(path) ? UInt64(st.st_size) : nil
-                    }
-                    if let removed {
+                    if counters.bytes <= byteTarget, counters.entries <= entryTarget { return }
+                    if let removed = try evictIfUnused(candidate) {
                         try sharedUsage.withLock { $0.release(removed) }
-                        index.forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
                         evicted += 1
-                    } else if index.lastUse(namespace: candidate.namespace, fingerprint: candidate.fingerprint) == candidate.lastUse {
-                        // Gone (another process removed it).
-                        index.forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
                     }
+                } catch {
+                    logger.warning("disk tier: eviction stopped", metadata: ["tier": "\(name)", "error": "\(error)"])
+                    return
                 }
-            } catch let failure as IOFailure where failure.errno == ENOENT {
-                // The shard folder vanished with its files: nothing to remove there.
-                continue
-            } catch {
-                logger.warning("disk tier: eviction stopped", metadata: ["tier": "\(name)", "error": "\(error)"])
-                break
             }
-            if done { break }
         }
-        if evicted > 0 {
-            stats.withLock { $0.evictions += evicted }
-            metrics.evictions.increment(by: Int64(evicted))
-            logger.debug("disk tier: evicted", metadata: ["tier": "\(name)", "count": "\(evicted)"])
+    }
+
+    /// Removes a candidate's file under its shard folder's lock unless another process used it
+    /// since the index last looked; returns the bytes freed. Updates the index either way.
+    private func evictIfUnused(_ candidate: RecencyIndex.Candidate) throws -> UInt64? {
+        let directory = shardPath(candidate.namespace, candidate.fingerprint)
+        let path = directory + "/" + candidate.fingerprint
+        let outcome: (removed: UInt64?, keptAt: Int64?, size: UInt64)
+        do {
+            outcome = try fileSystem.withDirectoryLock(directory) {
+                guard let st = try fileSystem.status(path) else { return (nil, nil, 0) }
+                let modified = st.modifiedMilliseconds
+                if modified > candidate.lastUse + touchMilliseconds {
+                    return (nil, modified, UInt64(st.st_size))  // used or rewritten elsewhere: keep
+                }
+                return (try fileSystem.removeFile(path) ? UInt64(st.st_size) : nil, nil, 0)
+            }
+        } catch let failure as IOFailure where failure.errno == ENOENT {
+            outcome = (nil, nil, 0)  // the shard folder vanished with its files
         }
+        if let keptAt = outcome.keptAt {
+            index.record(namespace: candidate.namespace, fingerprint: candidate.fingerprint, size: outcome.size, usedAt: keptAt)
+        } else {
+            index.forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
+        }
+        return outcome.removed
     }
 
     // MARK: - Index scan

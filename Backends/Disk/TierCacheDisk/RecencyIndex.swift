@@ -10,6 +10,7 @@ import TierCache
 /// scan and the evictor read mtimes.
 final class RecencyIndex: @unchecked Sendable {
     struct Record {
+        var namespace: String
         var size: UInt64
         var lastUse: Int64
     }
@@ -28,7 +29,8 @@ final class RecencyIndex: @unchecked Sendable {
 
     private let lock = Lock()
     // Everything below is guarded by `lock`.
-    private var records: [String: Record] = [:]  // "namespace/fingerprint"
+    // Keyed by fingerprint alone: it hashes the namespace too, so it is unique across namespaces.
+    private var records: [String: Record] = [:]
     private var candidates: [Candidate] = []
     private var candidateHead = 0
     private var namespaces: [String]?  // the scan's list, read when a pass starts
@@ -38,33 +40,28 @@ final class RecencyIndex: @unchecked Sendable {
     private var evicting = false
     private var evictionRequested = false
 
-    static func recordKey(_ namespace: String, _ fingerprint: String) -> String {
-        namespace + "/" + fingerprint
-    }
-
     var count: Int { lock.withLock { records.count } }
 
     /// Notes that an entry exists and was used at `time` (keeps the later of the two uses).
     func record(namespace: String, fingerprint: String, size: UInt64, usedAt time: Int64) {
-        let key = Self.recordKey(namespace, fingerprint)
         lock.withLock {
-            if let old = records[key] {
-                records[key] = Record(size: size, lastUse: max(old.lastUse, time))
+            if let old = records[fingerprint] {
+                if time > old.lastUse || size != old.size {
+                    records[fingerprint] = Record(namespace: namespace, size: size, lastUse: max(old.lastUse, time))
+                }
             } else {
-                records[key] = Record(size: size, lastUse: time)
+                records[fingerprint] = Record(namespace: namespace, size: size, lastUse: time)
             }
         }
     }
 
     /// The recorded last use of an entry, nil when the index does not know it.
     func lastUse(namespace: String, fingerprint: String) -> Int64? {
-        let key = Self.recordKey(namespace, fingerprint)
-        return lock.withLock { records[key]?.lastUse }
+        lock.withLock { records[fingerprint]?.lastUse }
     }
 
     func forget(namespace: String, fingerprint: String) {
-        let key = Self.recordKey(namespace, fingerprint)
-        _ = lock.withLock { records.removeValue(forKey: key) }
+        _ = lock.withLock { records.removeValue(forKey: fingerprint) }
     }
 
     /// Returns true once: the caller starts the background scan.
@@ -111,17 +108,15 @@ final class RecencyIndex: @unchecked Sendable {
                 while out.count < limit, candidateHead < candidates.count {
                     let candidate = candidates[candidateHead]
                     candidateHead += 1
-                    if let record = records[Self.recordKey(candidate.namespace, candidate.fingerprint)],
+                    if let record = records[candidate.fingerprint],
                        record.lastUse == candidate.lastUse {
                         out.append(candidate)
                     }
                 }
                 if !out.isEmpty || pass == 1 { break }
                 // Used up: sort what the index holds now.
-                candidates = records.map { key, record in
-                    let slash = key.lastIndex(of: "/")!
-                    return Candidate(namespace: String(key[..<slash]), fingerprint: String(key[key.index(after: slash)...]),
-                                     lastUse: record.lastUse)
+                candidates = records.map { fingerprint, record in
+                    Candidate(namespace: record.namespace, fingerprint: fingerprint, lastUse: record.lastUse)
                 }
                 candidates.sort { $0.lastUse < $1.lastUse }
                 candidateHead = 0

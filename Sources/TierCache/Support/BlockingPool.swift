@@ -19,6 +19,10 @@ import Darwin
 /// blocking call cannot be interrupted safely); check a flag of your own inside long jobs.
 ///
 /// Use ``shared`` unless you need isolation; a pool you create lives until ``shutdown()``.
+///
+/// Jobs resume their tasks through `CheckedContinuation`: with `UnsafeContinuation` resumed from
+/// a thread of ours, ThreadSanitizer reports a race inside the runtime (swiftlang/swift#57803),
+/// and we run TSan.
 package final class BlockingPool: @unchecked Sendable {
     /// The process-wide pool: `max(4, 2 × cores)` threads, at most 16. Never shut down.
     package static let shared: BlockingPool = {
@@ -64,7 +68,7 @@ package final class BlockingPool: @unchecked Sendable {
         try Task.checkCancellation()
         let job = Job(body)
         return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 let accepted: Bool = lock.withLock {
                     if job.cancelled || stopping { return false }
                     job.continuation = continuation
@@ -78,7 +82,7 @@ package final class BlockingPool: @unchecked Sendable {
                 }
             }
         } onCancel: {
-            let waiting: UnsafeContinuation<T, any Error>? = lock.withLock {
+            let waiting: CheckedContinuation<T, any Error>? = lock.withLock {
                 job.cancelled = true
                 defer { job.continuation = nil }
                 return job.continuation
@@ -176,7 +180,7 @@ private protocol PoolJob: AnyObject {
 private final class Job<T: Sendable>: PoolJob, @unchecked Sendable {
     let body: @Sendable () throws -> T
     // Guarded by the pool's lock.
-    var continuation: UnsafeContinuation<T, any Error>?
+    var continuation: CheckedContinuation<T, any Error>?
     var cancelled = false
 
     init(_ body: @escaping @Sendable () throws -> T) {

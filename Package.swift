@@ -189,6 +189,7 @@ targets += [
             "TierCacheS3", "TierCache", "TierCacheTesting", "TierCacheHTTP",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
         ],
         swiftSettings: swiftSettings
     ),
@@ -241,6 +242,7 @@ targets += [
             "TierCacheZstd",
             "TierCacheLZ4",
             "TierCacheDisk",
+            "TierCacheS3",
         ],
         swiftSettings: swiftSettings
     ),

@@ -359,7 +359,10 @@ public final class S3Client: Sendable {
             }
         }
         if let key {
-            path += "/" + PercentEncoding.encode(key, keepSlash: true)
+            // "." and ".." segments are sent as %2E so that no HTTP layer (libcurl included)
+            // resolves them away: S3 keys are opaque, and S3 signs the path exactly as sent.
+            let segments = PercentEncoding.encode(key, keepSlash: true).split(separator: "/", omittingEmptySubsequences: false)
+            path += "/" + segments.map { $0 == "." ? "%2E" : $0 == ".." ? "%2E%2E" : String($0) }.joined(separator: "/")
         }
         if path.isEmpty { path = "/" }
         let hostHeader = endpoint.port.map { host + ":\($0)" } ?? host

@@ -88,6 +88,7 @@ public final class S3Tier: CacheTier {
     /// S3's limit on key length, in bytes.
     public static let maxObjectKeyBytes = 1024
 
+    /// The tier's name in logs and metrics (``Configuration/name``).
     public var name: String { configuration.name }
     /// The configuration in use.
     public let configuration: Configuration
@@ -123,6 +124,11 @@ public final class S3Tier: CacheTier {
 
     // MARK: - CacheTier
 
+    /// Reads the entry's object (revalidating a remembered copy with `If-None-Match`).
+    /// - Returns: the entry, or nil when there is no object.
+    /// - Throws: ``TierCacheError``: `storage` / `timeout` / `cancelled` for S3 failures (after the
+    ///   client's retries, within ``Configuration/readTimeout``), or the envelope's decoding codes
+    ///   for a corrupt object.
     public func get(_ key: CacheKey) async throws -> CacheEntry? {
         let objectKey = objectKey(for: key)
         let remembered = revalidation.withLock { $0.get(objectKey) }
@@ -148,6 +154,9 @@ public final class S3Tier: CacheTier {
         return entry
     }
 
+    /// Writes the entry's object with its expiry in metadata. With
+    /// ``Configuration/firstWriterWins`` a write that loses the race is dropped and counted.
+    /// - Throws: ``TierCacheError`` (`storage`, `timeout`, `cancelled`).
     public func put(_ entry: CacheEntry) async throws {
         let objectKey = objectKey(for: entry.key)
         let body = entry.encoded()
@@ -167,6 +176,8 @@ public final class S3Tier: CacheTier {
         }
     }
 
+    /// Deletes the entry's object (deleting a missing object succeeds).
+    /// - Throws: ``TierCacheError`` (`storage`, `timeout`, `cancelled`).
     public func remove(_ key: CacheKey) async throws {
         let objectKey = objectKey(for: key)
         revalidation.withLock { $0.remove(objectKey) }

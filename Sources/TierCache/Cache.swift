@@ -32,6 +32,15 @@ public struct CacheResult<Value: Sendable>: Sendable {
     public var freshUntil: WallTime
     /// Until when it may be served stale.
     public var staleUntil: WallTime
+
+    @usableFromInline
+    init(value: Value, source: CacheSource, isStale: Bool, freshUntil: WallTime, staleUntil: WallTime) {
+        self.value = value
+        self.source = source
+        self.isStale = isStale
+        self.freshUntil = freshUntil
+        self.staleUntil = staleUntil
+    }
 }
 
 /// A typed cache: a memory tier of decoded values over a ``TierChain`` of byte tiers, with a
@@ -105,6 +114,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     private let codecs: [CodecID: any Codec]
     private let inflight = LockedValueBox<[CacheKey: Task<CacheResult<Value>, any Error>]>([:])
     private let metrics: CacheMetrics
+    @usableFromInline let memoryFreshCounter: Counter
 
     /// Creates a cache over `chain`.
     public init(configuration: Configuration = .init(), chain: TierChain = TierChain([])) {
@@ -116,6 +126,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         codecs[configuration.codec.id] = configuration.codec
         self.codecs = codecs
         self.metrics = CacheMetrics(cache: configuration.name, tiers: chain.tiers.map(\.tier.name), factory: configuration.metricsFactory)
+        self.memoryFreshCounter = metrics.memoryFresh
     }
 
     private var logger: Logger { configuration.logger }
@@ -125,21 +136,10 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     /// The value for `key` from memory or the byte tiers, without loading.
     /// - Parameter allowStale: also return a value past its fresh-until time (flagged stale).
     /// - Returns: nil when no tier holds a usable value.
+    @inlinable
     public func get(_ key: CacheKey, allowStale: Bool = false) async -> CacheResult<Value>? {
-        let now = configuration.clock.now()
-        let memoryHit = memory?.get(key, now: now)
-        if let memoryHit, now < memoryHit.freshUntil {
-            metrics.memoryFresh.increment()
-            return result(memoryHit, source: .memory, now: now)
-        }
-        if let found = await readChain(key, now: now), !found.isStale || allowStale {
-            return found
-        }
-        if allowStale, let memoryHit {
-            metrics.memoryStale.increment()
-            return result(memoryHit, source: .memory, now: now)
-        }
-        return nil
+        if let hit = freshFromMemory(key, now: configuration.clock.now()) { return hit }
+        return await getBelowMemory(key, allowStale: allowStale)
     }
 
     /// The fresh value for `key`, loading it once when no tier has it.
@@ -151,17 +151,46 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     ///   - ttl: how long the loaded value stays fresh; the configuration's default when nil.
     ///   - staleFor: how long after that it may be served if reloading fails.
     ///   - loader: the full initialization.
+    @inlinable
     public func getOrLoad(
         _ key: CacheKey,
         ttl: Duration? = nil,
         staleFor: Duration? = nil,
         loader: @escaping @Sendable () async throws -> Value
     ) async throws -> CacheResult<Value> {
+        if let hit = freshFromMemory(key, now: configuration.clock.now()) { return hit }
+        return try await loadOnce(key, ttl: ttl, staleFor: staleFor, loader: loader)
+    }
+
+    /// A fresh memory hit. Inlinable, like the two reads above, so that the hit path is
+    /// specialized for `Value` in the caller's module (unspecialized generic code costs several
+    /// times the lookup).
+    @inlinable
+    func freshFromMemory(_ key: CacheKey, now: WallTime) -> CacheResult<Value>? {
+        guard let hit = memory?.get(key, now: now), now < hit.freshUntil else { return nil }
+        memoryFreshCounter.increment()
+        return CacheResult(value: hit.value, source: .memory, isStale: false, freshUntil: hit.freshUntil, staleUntil: hit.staleUntil)
+    }
+
+    @usableFromInline
+    func getBelowMemory(_ key: CacheKey, allowStale: Bool) async -> CacheResult<Value>? {
         let now = configuration.clock.now()
-        if let hit = memory?.get(key, now: now), now < hit.freshUntil {
-            metrics.memoryFresh.increment()
-            return result(hit, source: .memory, now: now)
+        if let found = await readChain(key, now: now), !found.isStale || allowStale {
+            return found
         }
+        if allowStale, let memoryHit = memory?.get(key, now: now) {
+            (now < memoryHit.freshUntil ? metrics.memoryFresh : metrics.memoryStale).increment()
+            return result(memoryHit, source: .memory, now: now)
+        }
+        return nil
+    }
+
+    /// Joins the flight for `key`, or starts it.
+    @usableFromInline
+    func loadOnce(
+        _ key: CacheKey, ttl: Duration?, staleFor: Duration?,
+        loader: @escaping @Sendable () async throws -> Value
+    ) async throws -> CacheResult<Value> {
         let task: Task<CacheResult<Value>, any Error> = inflight.withLock { inflight in
             if let running = inflight[key] { return running }
             let task = Task {

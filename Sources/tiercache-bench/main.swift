@@ -11,6 +11,8 @@ let suites: [(name: String, run: () async throws -> Void)] = [
     ("http", HTTPBench.run),
     ("codecs", CodecsBench.run),
     ("disk", DiskBench.run),
+    ("s3", S3Bench.run),
+    ("serializers", SerializersBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -18,7 +18,8 @@ struct S3TierMotoTests {
     static func tier(_ bucket: String, configure: (inout S3Tier.Configuration) -> Void = { _ in }) async throws -> S3Tier {
         let client = try Moto.client()
         try await client.createBucket(bucket)
-        var configuration = S3Tier.Configuration(bucket: bucket, prefix: "cache")
+        // Long deadlines: the suite runs in parallel on a loaded machine.
+        var configuration = S3Tier.Configuration(bucket: bucket, prefix: "cache", readTimeout: .seconds(30), writeTimeout: .seconds(30))
         configure(&configuration)
         return S3Tier(client: client, configuration: configuration)
     }

@@ -57,6 +57,8 @@ struct S3UnitTests {
         #expect(ip.path == "/bkt/k" && ip.query == "list-type=2&prefix=a%2Fb")
         let local = try client("http://localhost:4566/").target(bucket: "bkt", key: nil, query: [("lifecycle", "")])
         #expect(local.path == "/bkt" && local.query == "lifecycle")
+        let dots = try client("http://127.0.0.1:9000").target(bucket: "bkt", key: "a/../b/./c/..d/.", query: [])
+        #expect(dots.path == "/bkt/a/%2E%2E/b/%2E/c/..d/%2E")
         let v6 = try client("http://[::1]:8080").target(bucket: "bkt", key: "k", query: [])
         #expect(v6.hostHeader == "[::1]:8080" && v6.path == "/bkt/k")
         let r2 = try client("https://acct.r2.cloudflarestorage.com").target(bucket: "bkt", key: "k", query: [])

@@ -99,11 +99,13 @@ private func entry(_ key: CacheKey, clock: ManualCacheClock, fresh: Duration = .
         let chain = chain([.init(hung, readDeadline: .milliseconds(100), writeMode: .writeThrough)])
         let k = try key("e")
         try await hung.base.put(entry(k, clock: clock))
-        hung.setReadFault(.hang(.seconds(3)))
+        hung.setReadFault(.hang(.seconds(60)))
         let start = ContinuousClock.now
         #expect(await chain.get(k, now: clock.now()) == nil)
-        // Generous bound: the point is that it returns near the deadline, not after the 3 s hang.
-        #expect(ContinuousClock.now - start < .seconds(2))
+        // Without the deadline this takes the full minute. The bound is loose because tests run
+        // in parallel on a two-thread cooperative pool that other suites' loops may hold for a
+        // few seconds; the timeout counter below says the deadline, not the tier, ended the read.
+        #expect(ContinuousClock.now - start < .seconds(30))
         #expect(metrics.total(TierCacheMetrics.tierRequests, [("tier", "hung"), ("result", "timeout")]) == 1)
     }
 

@@ -1,0 +1,1 @@
+../../Sources/tiercache-bench/EndpointsModel.swift

@@ -99,6 +99,30 @@ struct S3CommandTests {
         #expect(!outcome.stderr.contains("wrong"), "the secret is never printed")
     }
 
+    @Test("an endpoint that refuses connections exits 5; no credentials at all exits 6")
+    func unreachableAndNoCredentials() async throws {
+        // A port that was free a moment ago: nothing listens there.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        close(fd)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let env = ["AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1",
+                   "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"]
+        let refused = await run(["get", "s3://bucket/key", "--endpoint-url", "http://127.0.0.1:\(port)"], environment: env)
+        #expect(refused.code == ExitStatus.storage, "\(refused.stderr)")
+        #expect(refused.stderr.contains("reading s3://bucket/key"))
+
+        let none = await run(["get", "s3://bucket/key", "--endpoint-url", "http://127.0.0.1:\(port)"],
+                             environment: ["AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                                           "HOME": "/nonexistent"])
+        #expect(none.code == ExitStatus.credentials, "\(none.stderr)")
+    }
+
     @Test("lifecycle apply then show reports the rule for the prefix")
     func lifecycle() async throws {
         let (found, reason) = Moto.fromEnvironment()

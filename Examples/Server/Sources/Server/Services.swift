@@ -19,7 +19,9 @@ struct RefreshService: Service {
     let logger: Logger
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        // On SIGTERM / SIGINT the loop is cancelled (its sleep throws CancellationError): that is
+        // the normal way out, and the flush below still runs.
+        try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
                     let result = try await cache.getOrLoad(key) { try await buildReferenceData() }

@@ -10,6 +10,11 @@ struct LifecycleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lifecycle",
         abstract: "Set or read the bucket's expiry rule for the cache prefix.",
+        discussion: """
+            Examples:
+              tiercache lifecycle apply s3://my-bucket/tiercache --days 1
+              tiercache lifecycle show s3://my-bucket/tiercache
+            """,
         subcommands: [LifecycleApply.self, LifecycleShow.self]
     )
 }
@@ -388,6 +393,11 @@ struct DictCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dict",
         abstract: "zstd dictionaries for small, similar payloads.",
+        discussion: """
+            Examples:
+              tiercache dict train samples/ -o reports.zdict
+              tiercache put s3://my-bucket/tiercache/reports/eu.v1 eu.json --dict reports.zdict
+            """,
         subcommands: [DictTrain.self]
     )
 }

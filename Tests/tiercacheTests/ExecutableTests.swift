@@ -11,8 +11,8 @@ struct ExecutableTests {
             print("skipped: the tiercache executable is not built next to the test bundle (swift build --product tiercache)")
             return
         }
-        for command in [[], ["put"], ["get"], ["rm"], ["ls"], ["inspect"], ["lifecycle", "apply"], ["lifecycle", "show"],
-                        ["warm"], ["stats"], ["dict", "train"]] {
+        for command in [[], ["put"], ["get"], ["rm"], ["ls"], ["inspect"], ["lifecycle"], ["lifecycle", "apply"],
+                        ["lifecycle", "show"], ["warm"], ["stats"], ["dict"], ["dict", "train"]] {
             let outcome = try runChild(command + ["--help"])
             #expect(outcome.code == 0, "\(command) --help")
             #expect(outcome.text.contains("Examples:"), "\(command) --help shows examples")

@@ -413,13 +413,15 @@ public final class S3Client: Sendable {
         let url = target.base + target.path + (target.query.isEmpty ? "" : "?" + target.query)
         let started = clock.now
         var attempt = 0
+        var lastFailure: S3Error?
         while true {
             attempt += 1
             if Task.isCancelled { throw S3Error(.cancelled, "\(op) cancelled") }
             let remaining = clock.now.duration(to: deadline)
             guard remaining > .zero else {
+                // The deadline passed during the backoff: the last failure says more than "timeout".
                 metrics.record(op: op, result: "timeout", since: started, clock: clock)
-                throw S3Error(.timeout, "\(op) deadline passed before attempt \(attempt)")
+                throw lastFailure ?? S3Error(.timeout, "\(op) deadline passed before attempt \(attempt)")
             }
             let credentials = try await resolveCredentials()
             var signedHeaders: [(name: String, value: String)] = [("Host", target.hostHeader)]
@@ -456,6 +458,7 @@ public final class S3Client: Sendable {
                 metrics.record(op: op, result: "timeout", since: started, clock: clock)
                 throw failure
             }
+            lastFailure = failure
             logger.debug("S3 request failed; retrying", metadata: [
                 "op": "\(op)", "attempt": "\(attempt)", "error": "\(failure)", "backoff-ms": "\(delay.nanoseconds / 1_000_000)",
             ])

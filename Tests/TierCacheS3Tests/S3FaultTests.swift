@@ -49,7 +49,7 @@ struct S3FaultTests {
         let server = try LoopbackHTTPServer { _ in .init(status: 200) }
         let port = server.port
         server.stop()
-        let tier = try Self.tier(endpoint: "http://127.0.0.1:\(port)", readTimeout: .seconds(3))
+        let tier = try Self.tier(endpoint: "http://127.0.0.1:\(port)", readTimeout: .seconds(10))
         let clock = ContinuousClock()
         let start = clock.now
         do {
@@ -59,7 +59,7 @@ struct S3FaultTests {
             #expect(error.code == .storage)
             #expect(error.message.contains("connection"))
         }
-        #expect(start.duration(to: clock.now) < .seconds(3) + Self.slack)
+        #expect(start.duration(to: clock.now) < .seconds(10) + Self.slack)
     }
 
     @Test("a server that accepts and never answers: the read gives up at its deadline")
@@ -190,5 +190,25 @@ struct S3FaultTests {
         let client = try S3Client(configuration: .init(endpoint: server.baseURL, credentials: .static(accessKeyID: "a", secretAccessKey: "b")))
         _ = try await client.getObject(bucket: "bucket", key: "a/../b/./c")
         #expect(server.recordedRequests.last?.path == "/bucket/a/%2E%2E/b/%2E/c")
+    }
+
+    @Test("a backoff that would end past the deadline is not slept: the last failure is thrown at once")
+    func backoffNeverPastDeadline() async throws {
+        let server = try Self.objectServer()
+        defer { server.stop() }
+        server.enqueue(.status(503), count: 10)
+        let client = try S3Client(configuration: .init(
+            endpoint: server.baseURL, credentials: .static(accessKeyID: "a", secretAccessKey: "b"),
+            baseDelay: .seconds(60), maxBackoff: .seconds(60)))
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            _ = try await client.getObject(bucket: "bucket", key: "k", deadline: clock.now.advanced(by: .milliseconds(300)))
+            Issue.record("a 503 was returned as success")
+        } catch {
+            #expect(error.status == 503)
+        }
+        // A slept backoff would be uniform in 0...60 s.
+        #expect(start.duration(to: clock.now) < .milliseconds(300) + Self.slack)
     }
 }

@@ -230,6 +230,43 @@ targets += [
     ),
 ]
 
+// MARK: CLI
+// The operator tool `tiercache`. Its logic lives in TierCacheCLI (no product: not a library for
+// users) so that tests drive commands in-process; the executable is a two-line main.
+products += [
+    .executable(name: "tiercache", targets: ["tiercache"]),
+]
+targets += [
+    .target(
+        name: "TierCacheCLI",
+        dependencies: [
+            "TierCache",
+            "TierCacheDisk",
+            "TierCacheS3",
+            "TierCacheHTTP",
+            "TierCacheZstd",
+            "TierCacheLZ4",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        path: "Sources/TierCacheCLI",
+        swiftSettings: swiftSettings
+    ),
+    .executableTarget(
+        name: "tiercache",
+        dependencies: ["TierCacheCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "tiercacheTests",
+        dependencies: [
+            "TierCacheCLI", "tiercache", "TierCache", "TierCacheDisk", "TierCacheS3", "TierCacheZstd",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
 // MARK: Benchmarks
 targets += [
     .executableTarget(
@@ -258,6 +295,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: targets,
     swiftLanguageModes: [.v6]

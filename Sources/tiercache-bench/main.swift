@@ -9,10 +9,10 @@ import Glibc
 let suites: [(name: String, run: () async throws -> Void)] = [
     ("memory", MemoryBench.run),
     ("http", HTTPBench.run),
-    ("s3", S3Bench.run),
-    ("serializers", SerializersBench.run),
     ("codecs", CodecsBench.run),
     ("disk", DiskBench.run),
+    ("s3", S3Bench.run),
+    ("serializers", SerializersBench.run),
     ("hydrate", HydrateBench.run),
 ]
 

@@ -87,8 +87,138 @@ targets += [
 ]
 
 // MARK: Codecs
+// zstd and lz4 over the system libraries (pkg-config libzstd / liblz4). C is touched only in the
+// CTierCache* shims and the one Swift module that wraps each.
+products += [
+    .library(name: "TierCacheZstd", targets: ["TierCacheZstd"]),
+    .library(name: "TierCacheLZ4", targets: ["TierCacheLZ4"]),
+]
+targets += [
+    .systemLibrary(
+        name: "CTierCacheZstd",
+        path: "Codecs/CTierCacheZstd",
+        pkgConfig: "libzstd",
+        providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
+    ),
+    .systemLibrary(
+        name: "CTierCacheLZ4",
+        path: "Codecs/CTierCacheLZ4",
+        pkgConfig: "liblz4",
+        providers: [.apt(["liblz4-dev"]), .brew(["lz4"])]
+    ),
+    .target(
+        name: "TierCacheZstd",
+        dependencies: ["TierCache", "CTierCacheZstd"],
+        path: "Codecs/Zstd",
+        swiftSettings: swiftSettings
+    ),
+    .target(
+        name: "TierCacheLZ4",
+        dependencies: ["TierCache", "CTierCacheLZ4"],
+        path: "Codecs/LZ4",
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheZstdTests",
+        dependencies: ["TierCache", "TierCacheZstd"],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheLZ4Tests",
+        dependencies: ["TierCache", "TierCacheLZ4"],
+        swiftSettings: swiftSettings
+    ),
+]
 
 // MARK: Backends
+products += [
+    .library(name: "TierCacheDisk", targets: ["TierCacheDisk"]),
+]
+targets += [
+    // Header-only shim: openat2(RESOLVE_CACHED) and preadv2(RWF_NOWAIT) for non-blocking reads.
+    .systemLibrary(name: "CTierCacheDisk", path: "Backends/Disk/CTierCacheDisk"),
+    .target(
+        name: "TierCacheDisk",
+        dependencies: [
+            "TierCache",
+            "CTierCacheDisk",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
+        path: "Backends/Disk/TierCacheDisk",
+        swiftSettings: swiftSettings
+    ),
+    // A child process for the disk tier's crash and multi-process tests (not a product).
+    .executableTarget(
+        name: "tiercache-disk-helper",
+        dependencies: ["TierCache", "TierCacheDisk"],
+        path: "Tests/TierCacheDiskHelper",
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheDiskTests",
+        dependencies: [
+            "TierCache", "TierCacheDisk", "tiercache-disk-helper",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
+products += [
+    .library(name: "TierCacheS3", targets: ["TierCacheS3"]),
+]
+targets += [
+    .target(
+        name: "TierCacheS3",
+        dependencies: [
+            "TierCache",
+            "TierCacheHTTP",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
+        path: "Backends/S3",
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheS3Tests",
+        dependencies: [
+            "TierCacheS3", "TierCache", "TierCacheTesting", "TierCacheHTTP",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
+
+// MARK: Lambda
+// The Runtime API adapter: INIT hydration, freeze-safe flushes, EMF metrics.
+products += [
+    .library(name: "TierCacheLambda", targets: ["TierCacheLambda"]),
+]
+targets += [
+    .target(
+        name: "TierCacheLambda",
+        dependencies: [
+            "TierCache",
+            "TierCacheHTTP",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheLambdaTests",
+        dependencies: [
+            "TierCacheLambda", "TierCacheTesting", "TierCache", "TierCacheHTTP",
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+]
 
 // MARK: Benchmarks
 targets += [
@@ -97,6 +227,9 @@ targets += [
         dependencies: [
             "TierCache",
             "TierCacheHTTP",
+            "TierCacheZstd",
+            "TierCacheLZ4",
+            "TierCacheDisk",
         ],
         swiftSettings: swiftSettings
     ),
@@ -112,6 +245,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: targets,
     swiftLanguageModes: [.v6]

@@ -10,6 +10,8 @@ let suites: [(name: String, run: () async throws -> Void)] = [
     ("memory", MemoryBench.run),
     ("http", HTTPBench.run),
     ("serializers", SerializersBench.run),
+    ("codecs", CodecsBench.run),
+    ("disk", DiskBench.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

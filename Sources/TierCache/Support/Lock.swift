@@ -47,6 +47,14 @@ package final class Lock: @unchecked Sendable {
         precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
     }
 
+    /// Waits on `condition`, releasing this lock while waiting and holding it again on return.
+    /// Call only with the lock held (inside ``withLock(_:)``); spurious wake-ups happen, so wait
+    /// in a loop that re-checks the predicate. Used by ``BlockingPool``.
+    func wait(on condition: UnsafeMutablePointer<pthread_cond_t>) {
+        let rc = pthread_cond_wait(condition, mutex)
+        precondition(rc == 0, "pthread_cond_wait failed: \(rc)")
+    }
+
     @usableFromInline
     func unlock() {
         let rc = pthread_mutex_unlock(mutex)

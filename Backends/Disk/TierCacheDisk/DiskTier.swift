@@ -1,0 +1,760 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+public import Logging
+public import Metrics
+public import TierCache
+
+/// A byte tier on a local folder: `/tmp` on AWS Lambda, a persistent cache elsewhere.
+///
+/// Layout under ``Configuration/root``: `ns/<namespace>/<xx>/<fingerprint>`, where the
+/// fingerprint is ``CacheKey/fingerprint`` (32 hex digits) and `xx` its first two digits, plus one
+/// `usage` file. No key can name a path outside the root; the key itself is stored in the envelope
+/// and compared on read. Files are created 0600 and folders 0700.
+///
+/// - Writes go to a temporary file in the entry's folder, optionally `fsync`ed, then `rename`d
+///   into place: a reader sees the old entry or the new one, never part of one, even if the
+///   writer is killed.
+/// - Reads verify the envelope (``CacheEntry/init(decoding:)``); a corrupt or truncated file is a
+///   miss, is removed and counted. An entry past its hard expiry (`staleUntil`) is a miss and is
+///   removed.
+/// - A byte budget and an entry budget hold across every process sharing the root: the root's
+///   `usage` file counts bytes and entries under an advisory `flock`, and the process whose write
+///   goes over budget evicts least recently used entries (docs/disk-tier.md).
+/// - Opening a root costs the same whatever it holds: nothing is scanned before the first get.
+/// - All file I/O runs on a ``BlockingPool``, never on Swift's cooperative threads.
+///
+/// Failures never reach the caller: a write that fails (`ENOSPC`, `EACCES`, `EROFS`, a vanished
+/// folder) is skipped, counted and logged; a read that fails is a miss, counted and logged. Only
+/// task cancellation is thrown (`CancellationError`, before the I/O starts).
+public final class DiskTier: CacheTier {
+    /// How a ``DiskTier`` stores entries and how much room it may take.
+    public struct Configuration: Sendable {
+        /// The tier's name in logs and in the `tier` dimension of metrics.
+        public var name: String
+        /// The folder holding the tier, created (0700) on first write if missing.
+        public var root: String
+        /// The byte budget across every process sharing the root; nil sizes it from the
+        /// file system: ``freeSpaceFraction`` of the free space, at most ``maxBytesCap``.
+        public var maxBytes: UInt64?
+        /// The cap on a budget sized from free space (Lambda's `/tmp` is small: 512 MB by default).
+        public var maxBytesCap: UInt64
+        /// The share of the file system's free space a budget sized from it takes.
+        public var freeSpaceFraction: Double
+        /// The entry budget across every process sharing the root.
+        public var maxEntries: Int
+        /// The largest envelope written; larger ones are skipped and counted. nil: a quarter of
+        /// the byte budget.
+        public var maxEntrySize: Int?
+        /// Whether to `fsync` each file and its folder before and after the rename. Off by
+        /// default: `/tmp` does not outlive the machine, and atomicity comes from the rename.
+        public var fsync: Bool
+        /// A read refreshes a file's modification time (its recency for eviction, seen by every
+        /// process) when it is older than this; coarser means fewer writes of metadata.
+        public var touchGranularity: Duration
+        /// ``DiskTier/sweep()`` removes temporary files older than this (left by killed writers).
+        public var temporaryFileMaxAge: Duration
+        /// The clock that decides hard expiry on reads and in sweeps.
+        public var clock: any CacheClock
+
+        /// Creates a configuration; every argument has a default.
+        public init(
+            name: String = "disk",
+            root: String = "/tmp/tiercache",
+            maxBytes: UInt64? = nil,
+            maxBytesCap: UInt64 = 1 << 30,
+            freeSpaceFraction: Double = 0.5,
+            maxEntries: Int = 100_000,
+            maxEntrySize: Int? = nil,
+            fsync: Bool = false,
+            touchGranularity: Duration = .seconds(60),
+            temporaryFileMaxAge: Duration = .seconds(600),
+            clock: any CacheClock = SystemCacheClock()
+        ) {
+            self.name = name
+            self.root = root
+            self.maxBytes = maxBytes
+            self.maxBytesCap = maxBytesCap
+            self.freeSpaceFraction = freeSpaceFraction
+            self.maxEntries = maxEntries
+            self.maxEntrySize = maxEntrySize
+            self.fsync = fsync
+            self.touchGranularity = touchGranularity
+            self.temporaryFileMaxAge = temporaryFileMaxAge
+            self.clock = clock
+        }
+    }
+
+    /// What this instance has done since it was created (this process only).
+    public struct Statistics: Sendable, Hashable {
+        /// Reads that returned an entry.
+        public var hits = 0
+        /// Reads that found nothing usable (absent, corrupt, expired, for another key, or failed).
+        public var misses = 0
+        /// Files found corrupt or truncated (and removed).
+        public var corrupt = 0
+        /// Reads that failed with an I/O error.
+        public var readErrors = 0
+        /// Entries written.
+        public var writes = 0
+        /// Writes skipped because of an error or because the entry was too large.
+        public var writeErrors = 0
+        /// Entries removed to stay within budget.
+        public var evictions = 0
+        /// Entries removed because they were past their hard expiry.
+        public var expired = 0
+        /// Hits served on the calling thread from the kernel's caches (no hand-off to the pool).
+        public var hitsWithoutBlocking = 0
+    }
+
+    /// The root's usage as shared by every process using it.
+    public struct Usage: Sendable, Hashable {
+        /// Bytes of entry files.
+        public var bytes: UInt64
+        /// Entry files.
+        public var entries: UInt64
+    }
+
+    /// What one ``DiskTier/sweep()`` did.
+    public struct SweepResult: Sendable, Hashable {
+        /// Entry files looked at.
+        public var examined = 0
+        /// Entries removed because they were past their hard expiry.
+        public var expiredRemoved = 0
+        /// Files removed because they were not readable envelopes.
+        public var corruptRemoved = 0
+        /// Leftover temporary files removed.
+        public var temporaryRemoved = 0
+        /// Bytes freed by the removals.
+        public var bytesFreed: UInt64 = 0
+    }
+
+    public let name: String
+    /// The configuration the tier was created with.
+    public let configuration: Configuration
+    /// The byte budget in force (``Configuration/maxBytes`` or sized from free space).
+    public let maxBytes: UInt64
+    /// The entry budget in force.
+    public let maxEntries: Int
+
+    let root: String
+    private let maxEntrySize: Int
+    private let touchMilliseconds: Int64
+    private let fileSystem: FileSystem
+    private let sharedUsage: SharedUsage
+    let index = RecencyIndex()
+    private let pool: BlockingPool
+    private let logger: Logger
+    private let metrics: DiskMetrics
+    private let stats = LockedValueBox(Statistics())
+    private let sequence = LockedValueBox<UInt64>(0)
+    private let processID = getpid()
+    // Cleared for good when the kernel has no openat2(RESOLVE_CACHED) / RWF_NOWAIT.
+    private let fastReads = LockedValueBox(true)
+
+    /// Creates the tier. Nothing is read or created on disk until the first operation (apart from
+    /// one `statvfs` when the byte budget is sized from free space), so this is cheap whatever the
+    /// root holds, and it never fails: a root that cannot be used makes writes skip and reads miss.
+    /// - Parameters:
+    ///   - configuration: Where and how much.
+    ///   - logger: Where skipped writes, failed reads and corrupt files are logged; defaults to none.
+    ///   - metricsFactory: Where counters go; defaults to the bootstrapped `MetricsSystem`.
+    public convenience init(
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "tiercache", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: (any MetricsFactory)? = nil
+    ) {
+        self.init(configuration: configuration, logger: logger, metricsFactory: metricsFactory, faults: nil)
+    }
+
+    /// Creates the tier with faults injected into its file-system calls (tests).
+    package init(
+        configuration: Configuration,
+        logger: Logger,
+        metricsFactory: (any MetricsFactory)?,
+        faults: DiskFaults?,
+        pool: BlockingPool = .shared
+    ) {
+        var root = configuration.root
+        while root.count > 1, root.hasSuffix("/") { root.removeLast() }
+        self.root = root
+        self.name = configuration.name
+        self.configuration = configuration
+        let budget = configuration.maxBytes ?? Self.budgetFromFreeSpace(root: root, configuration: configuration)
+        self.maxBytes = max(budget, 1)
+        self.maxEntries = max(configuration.maxEntries, 1)
+        self.maxEntrySize = configuration.maxEntrySize ?? Int(clamping: self.maxBytes / 4)
+        self.touchMilliseconds = max(0, configuration.touchGranularity.milliseconds)
+        self.fileSystem = FileSystem(faults: faults)
+        self.sharedUsage = SharedUsage(root: root, fileSystem: fileSystem)
+        self.pool = pool
+        self.logger = logger
+        self.metrics = DiskMetrics(tier: configuration.name, factory: metricsFactory ?? MetricsSystem.factory)
+    }
+
+    /// What this instance has done so far.
+    public var statistics: Statistics { stats.withLock { $0 } }
+
+    /// How many entries this process's recency index knows (tests: opening a root scans nothing).
+    package var indexedEntryCount: Int { index.count }
+
+    /// The root's usage as every process sees it, or nil when the root cannot be read or locked.
+    public func usage() async throws -> Usage? {
+        let shared = sharedUsage
+        return try await pool.run { shared.snapshot().map { Usage(bytes: $0.bytes, entries: $0.entries) } }
+    }
+
+    // MARK: - CacheTier
+
+    /// Reads the entry for `key`. Absent, corrupt (removed), hard-expired (removed) or unreadable
+    /// files and entries for another key are misses, counted and logged, never thrown.
+    /// - Throws: `CancellationError` only, when cancelled before the read started.
+    public func get(_ key: CacheKey) async throws -> CacheEntry? {
+        try Task.checkCancellation()
+        switch readWithoutBlocking(key) {
+        case .hit(let entry): return entry
+        case .miss: return nil
+        case .fallBack: return try await pool.run { self.readEntry(key) }
+        }
+    }
+
+    /// Writes `entry`, replacing any previous one, then evicts if the root is over budget. A write
+    /// that fails or is too large is skipped, counted (`writeErrors`) and logged, never thrown.
+    /// - Throws: `CancellationError` only, when cancelled before the write started.
+    public func put(_ entry: CacheEntry) async throws {
+        let bytes = entry.encoded()
+        guard bytes.count <= maxEntrySize else {
+            noteWriteError(reason: "tooLarge", "entry \(entry.key) is \(bytes.count) bytes; the limit is \(maxEntrySize)")
+            return
+        }
+        let key = entry.key
+        try await pool.run { self.writeEntry(key, bytes) }
+        startBackgroundScan()
+    }
+
+    /// Removes the entry for `key`, if any. Failures are logged, never thrown.
+    /// - Throws: `CancellationError` only.
+    public func remove(_ key: CacheKey) async throws {
+        try await pool.run {
+            let directory = self.shardPath(key.namespace, key.fingerprint)
+            let path = directory + "/" + key.fingerprint
+            do {
+                let removed: UInt64? = try self.fileSystem.withDirectoryLock(directory) {
+                    guard let st = try self.fileSystem.status(path), try self.fileSystem.removeFile(path) else { return nil }
+                    return UInt64(st.st_size)
+                }
+                if let removed { try self.sharedUsage.withLock { $0.release(removed) } }
+                self.index.forget(namespace: key.namespace, fingerprint: key.fingerprint)
+            } catch {
+                self.logger.warning("disk tier: remove failed", metadata: ["tier": "\(self.name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: - Sweep
+
+    /// Removes entries past their hard expiry (read from each file's first 60 bytes with
+    /// ``CacheEntry/peekExpiry(_:)``, without reading payloads), files that are not envelopes, and
+    /// temporary files older than ``Configuration/temporaryFileMaxAge``. Works one shard folder per
+    /// job on the blocking pool, so gets and puts interleave with it.
+    /// - Throws: `CancellationError` when cancelled (between shard folders); I/O errors are skipped.
+    @discardableResult
+    public func sweep() async throws -> SweepResult {
+        let namespaceRoot = root + "/ns"
+        let fileSystem = self.fileSystem
+        let namespaces = try await pool.run { fileSystem.listDirectory(namespaceRoot) }
+        var total = SweepResult()
+        for namespace in namespaces where !namespace.hasPrefix(".") {
+            for shard in 0..<DiskLayout.shardCount {
+                let part = try await pool.run { self.sweepShard(namespace: namespace, shard: shard) }
+                total.examined += part.examined
+                total.expiredRemoved += part.expiredRemoved
+                total.corruptRemoved += part.corruptRemoved
+                total.temporaryRemoved += part.temporaryRemoved
+                total.bytesFreed += part.bytesFreed
+            }
+        }
+        logger.debug("disk tier: sweep done", metadata: [
+            "tier": "\(name)", "examined": "\(total.examined)", "expired": "\(total.expiredRemoved)",
+            "corrupt": "\(total.corruptRemoved)", "temporary": "\(total.temporaryRemoved)",
+        ])
+        return total
+    }
+
+    /// Sweeps every `interval` until the calling task is cancelled; run it in a task of its own:
+    /// `let sweeper = Task { await tier.runSweeper(every: .seconds(300)) }`.
+    public func runSweeper(every interval: Duration) async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: interval)
+                try await sweep()
+            } catch {
+                return
+            }
+        }
+    }
+
+    // MARK: - Paths
+
+    func namespacePath(_ namespace: String) -> String { root + "/ns/" + namespace }
+
+    func shardPath(_ namespace: String, _ fingerprint: String) -> String {
+        namespacePath(namespace) + "/" + fingerprint.prefix(2)
+    }
+
+    func entryPath(_ key: CacheKey) -> String {
+        shardPath(key.namespace, key.fingerprint) + "/" + key.fingerprint
+    }
+
+    // MARK: - Reading (on the pool)
+
+    private func readEntry(_ key: CacheKey) -> CacheEntry? {
+        let path = entryPath(key)
+        let fd: Int32
+        do {
+            guard let opened = try fileSystem.openForRead(path) else {
+                noteMiss()
+                return nil
+            }
+            fd = opened
+        } catch {
+            noteReadError(error)
+            return nil
+        }
+        defer { close(fd) }
+        do {
+            let st = try fileSystem.status(fd, path: path)
+            let size = Int(st.st_size)
+            // A file larger than any entry we write cannot be one of ours; do not read it whole.
+            guard size <= max(maxEntrySize, 64 << 20) else {
+                noteCorrupt(path: path, st, "file is \(size) bytes, larger than any entry")
+                return nil
+            }
+            let bytes = try fileSystem.readPrefix(fd, count: size, path: path)
+            let entry: CacheEntry
+            do {
+                entry = try CacheEntry(decoding: bytes)
+            } catch {
+                noteCorrupt(path: path, st, "\(error)")
+                return nil
+            }
+            guard entry.key == key else {
+                // Two keys with one 128-bit fingerprint: keep the file, report a miss.
+                logger.warning("disk tier: file holds another key", metadata: ["tier": "\(name)", "path": "\(path)"])
+                noteMiss()
+                return nil
+            }
+            if !entry.isUsable(at: configuration.clock.now()) {
+                removeIfUnchanged(path: path, st)
+                index.forget(namespace: key.namespace, fingerprint: key.fingerprint)
+                stats.withLock { $0.expired += 1 }
+                noteMiss()
+                return nil
+            }
+            let now = realTimeMilliseconds()
+            if now - st.modifiedMilliseconds > touchMilliseconds {
+                _ = futimens(fd, nil)  // best effort: recency for every process
+            }
+            index.record(namespace: key.namespace, fingerprint: key.fingerprint, size: UInt64(size), usedAt: now)
+            stats.withLock { $0.hits += 1 }
+            metrics.hits.increment()
+            return entry
+        } catch {
+            noteReadError(error)
+            return nil
+        }
+    }
+
+    /// Removes `path` if it is still the file `st` describes (same device and inode), adjusting the
+    /// shared counters; another process may have replaced it with a good entry meanwhile.
+    @discardableResult
+    private func removeIfUnchanged(path: String, _ st: stat) -> Bool {
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+        do {
+            let removed: UInt64? = try fileSystem.withDirectoryLock(directory) {
+                guard let now = try fileSystem.status(path), now.st_dev == st.st_dev, now.st_ino == st.st_ino,
+                      try fileSystem.removeFile(path) else { return nil }
+                return UInt64(now.st_size)
+            }
+            guard let removed else { return false }
+            try sharedUsage.withLock { $0.release(removed) }
+            return true
+        } catch {
+            logger.warning("disk tier: cannot remove file", metadata: ["tier": "\(name)", "path": "\(path)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// The outcome of a read that may not block.
+    private enum FastRead {
+        case hit(CacheEntry)
+        case miss
+        /// Anything but a clean hit or a clean miss: the blocking path redoes the read in full.
+        case fallBack
+    }
+
+    /// Serves a read on the calling thread when the kernel can do it from its caches without
+    /// blocking: `openat2(RESOLVE_CACHED)` and `preadv2(RWF_NOWAIT)` fail with `EAGAIN` rather than
+    /// wait for the disk. Only clean hits and clean misses finish here; everything else (disk I/O
+    /// needed, corrupt or expired files to remove, errors) falls back to the blocking pool.
+    private func readWithoutBlocking(_ key: CacheKey) -> FastRead {
+        guard fastReads.withLock({ $0 }) else { return .fallBack }
+        let path = entryPath(key)
+        let fd: Int32
+        do {
+            switch try fileSystem.openCached(path) {
+            case .opened(let opened): fd = opened
+            case .absent:
+                noteMiss()
+                return .miss
+            case .wouldBlock: return .fallBack
+            case .unsupported:
+                fastReads.withLock { $0 = false }
+                return .fallBack
+            }
+        } catch {
+            return .fallBack
+        }
+        defer { close(fd) }
+        guard let st = try? fileSystem.status(fd, path: path) else { return .fallBack }
+        let size = Int(st.st_size)
+        guard size <= max(maxEntrySize, 64 << 20), let bytes = fileSystem.readCached(fd, count: size),
+              let entry = try? CacheEntry(decoding: bytes), entry.key == key,
+              entry.isUsable(at: configuration.clock.now())
+        else { return .fallBack }
+        let now = realTimeMilliseconds()
+        if now - st.modifiedMilliseconds > touchMilliseconds {
+            // Updating the modification time may wait on the file system's journal: not here.
+            pool.execute { _ = utimensat(AT_FDCWD, path, nil, 0) }
+        }
+        index.record(namespace: key.namespace, fingerprint: key.fingerprint, size: UInt64(size), usedAt: now)
+        stats.withLock {
+            $0.hits += 1
+            $0.hitsWithoutBlocking += 1
+        }
+        metrics.hits.increment()
+        return .hit(entry)
+    }
+
+    // MARK: - Writing (on the pool)
+
+    private func writeEntry(_ key: CacheKey, _ bytes: [UInt8]) {
+        let directory = shardPath(key.namespace, key.fingerprint)
+        let path = directory + "/" + key.fingerprint
+        let serial = sequence.withLock { value -> UInt64 in
+            value &+= 1
+            return value
+        }
+        let temporary = directory + "/.tmp." + key.fingerprint + "." + String(processID) + "." + String(serial)
+        var created = false
+        do {
+            try writeTemporary(temporary, directory: directory, bytes)
+            created = true
+            let size = UInt64(bytes.count)
+            // The shard folder's lock makes "what did this rename replace" exact across
+            // processes; the counters follow under the root's lock, held only for the update.
+            let replaced: UInt64? = try fileSystem.withDirectoryLock(directory) {
+                let previous = try fileSystem.status(path)
+                try fileSystem.renameFile(temporary, path)
+                return previous.map { UInt64($0.st_size) }
+            }
+            created = false
+            let counters = try sharedUsage.withLock { counters in
+                if let replaced { counters.release(replaced) }
+                counters.bytes &+= size
+                counters.entries &+= 1
+                return counters
+            }
+            if configuration.fsync { fileSystem.fsyncDirectory(directory) }
+            index.record(namespace: key.namespace, fingerprint: key.fingerprint, size: size, usedAt: realTimeMilliseconds())
+            stats.withLock { $0.writes += 1 }
+            if counters.bytes > maxBytes || counters.entries > UInt64(maxEntries) {
+                evict()
+            }
+        } catch {
+            if created { _ = try? fileSystem.removeFile(temporary) }
+            let reason = (error as? IOFailure)?.reason ?? "error"
+            noteWriteError(reason: reason, "write of \(key) skipped: \(error)")
+        }
+    }
+
+    /// Creates `temporary` (making its folders if missing) and writes `bytes` to it.
+    private func writeTemporary(_ temporary: String, directory: String, _ bytes: [UInt8]) throws(IOFailure) {
+        var fd: Int32
+        do {
+            fd = try fileSystem.createExclusive(temporary)
+        } catch {
+            // First write to this shard, or the root vanished: make the folders, try once more.
+            guard error.errno == ENOENT else { throw error }
+            try fileSystem.makeDirectories(directory)
+            fd = try fileSystem.createExclusive(temporary)
+        }
+        var failure: IOFailure?
+        failure = bytes.withUnsafeBytes { raw -> IOFailure? in
+            do throws(IOFailure) {
+                try fileSystem.writeAll(fd, raw, path: temporary)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if failure == nil, configuration.fsync {
+            do { try fileSystem.fsyncFile(fd, path: temporary) } catch { failure = error }
+        }
+        if close(fd) != 0, failure == nil {
+            failure = IOFailure(operation: "close", path: temporary, errno: errno)
+        }
+        if let failure {
+            _ = try? fileSystem.removeFile(temporary)
+            throw failure
+        }
+    }
+
+    // MARK: - Eviction (on the pool)
+
+    /// Removes least recently used entries until the root is at 90% of both budgets. One evictor
+    /// per process at a time; a write that finds one running leaves the work to it.
+    private func evict() {
+        guard index.beginEviction() else { return }
+        repeat {
+            evictOnce()
+        } while !index.endEviction()
+    }
+
+    private func evictOnce() {
+        let byteTarget = maxBytes - maxBytes / 10
+        let entryTarget = UInt64(maxEntries - max(1, maxEntries / 10))
+        // Evicting from a partial index would pick this process's own recent writes, the only
+        // entries it knows: finish the scan pass first (the background scan usually has).
+        while !index.isPassComplete, scanStep() {}
+        var restarted = false
+        var evicted = 0
+        while true {
+            let batch = index.nextCandidates(32)
+            if batch.isEmpty {
+                // The index knows nothing more to evict: scan further (other processes' entries).
+                if scanStep() { continue }
+                if restarted { break }
+                restarted = true
+                index.restartPass()
+                continue
+            }
+            var done = false
+            do {
+                for candidate in batch {
+                    let counters = try sharedUsage.withLock { $0 }
+                    if counters.bytes <= byteTarget, counters.entries <= entryTarget {
+                        done = true
+                        break
+                    }
+                    let directory = shardPath(candidate.namespace, candidate.fingerprint)
+                    let path = directory + "/" + candidate.fingerprint
+                    let removed: UInt64? = try fileSystem.withDirectoryLock(directory) {
+                        guard let st = try fileSystem.status(path) else { return nil }
+                        let modified = st.modifiedMilliseconds
+                        if modified > candidate.lastUse + touchMilliseconds {
+                            // Used or rewritten by another process since we last looked: keep it.
+                            index.record(namespace: candidate.namespace, fingerprint: candidate.fingerprint,
+                                         size: UInt64(st.st_size), usedAt: modified)
+                            return nil
+                        }
+                        return try fileSystem.removeFile(path) ? UInt64(st.st_size) : nil
+                    }
+                    if let removed {
+                        try sharedUsage.withLock { $0.release(removed) }
+                        index.forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
+                        evicted += 1
+                    } else if index.lastUse(namespace: candidate.namespace, fingerprint: candidate.fingerprint) == candidate.lastUse {
+                        // Gone (another process removed it).
+                        index.forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
+                    }
+                }
+            } catch let failure as IOFailure where failure.errno == ENOENT {
+                // The shard folder vanished with its files: nothing to remove there.
+                continue
+            } catch {
+                logger.warning("disk tier: eviction stopped", metadata: ["tier": "\(name)", "error": "\(error)"])
+                break
+            }
+            if done { break }
+        }
+        if evicted > 0 {
+            stats.withLock { $0.evictions += evicted }
+            metrics.evictions.increment(by: Int64(evicted))
+            logger.debug("disk tier: evicted", metadata: ["tier": "\(name)", "count": "\(evicted)"])
+        }
+    }
+
+    // MARK: - Index scan
+
+    /// Starts the background scan that fills the recency index, once, after the first write.
+    private func startBackgroundScan() {
+        guard index.claimBackgroundScan() else { return }
+        let pool = self.pool
+        Task.detached(priority: .background) { [weak self] in
+            while true {
+                guard let tier = self else { return }
+                guard let more = try? await pool.run({ tier.scanStep() }), more else { return }
+            }
+        }
+    }
+
+    /// Scans the next shard folder into the index; false when the current pass is complete.
+    @discardableResult
+    func scanStep() -> Bool {
+        let namespaceRoot = root + "/ns"
+        guard let shard = index.claimNextShard(listNamespaces: {
+            fileSystem.listDirectory(namespaceRoot).filter { !$0.hasPrefix(".") }.sorted()
+        }) else { return false }
+        let directory = namespacePath(shard.namespace) + "/" + DiskLayout.shardName(shard.shard)
+        for name in fileSystem.listDirectory(directory) where isEntryFileName(name) {
+            guard let st = try? fileSystem.status(directory + "/" + name) else { continue }
+            index.record(namespace: shard.namespace, fingerprint: name, size: UInt64(st.st_size), usedAt: st.modifiedMilliseconds)
+        }
+        return true
+    }
+
+    private func sweepShard(namespace: String, shard: Int) -> SweepResult {
+        var result = SweepResult()
+        let directory = namespacePath(namespace) + "/" + DiskLayout.shardName(shard)
+        let now = configuration.clock.now()
+        let realNow = realTimeMilliseconds()
+        let temporaryAge = configuration.temporaryFileMaxAge.milliseconds
+        for name in fileSystem.listDirectory(directory) {
+            let path = directory + "/" + name
+            if name.hasPrefix(".tmp.") {
+                if let st = try? fileSystem.status(path), realNow - st.modifiedMilliseconds > temporaryAge,
+                   (try? fileSystem.removeFile(path)) == true {
+                    result.temporaryRemoved += 1
+                    result.bytesFreed += UInt64(st.st_size)
+                }
+                continue
+            }
+            guard isEntryFileName(name) else { continue }
+            result.examined += 1
+            guard let fd = try? fileSystem.openForRead(path) else { continue }
+            defer { close(fd) }
+            guard let st = try? fileSystem.status(fd, path: path),
+                  let prefix = try? fileSystem.readPrefix(fd, count: 60, path: path) else { continue }
+            if let expiry = CacheEntry.peekExpiry(prefix) {
+                guard now >= expiry.staleUntil else { continue }
+                if removeIfUnchanged(path: path, st) {
+                    result.expiredRemoved += 1
+                    result.bytesFreed += UInt64(st.st_size)
+                    index.forget(namespace: namespace, fingerprint: name)
+                }
+            } else if removeIfUnchanged(path: path, st) {
+                result.corruptRemoved += 1
+                result.bytesFreed += UInt64(st.st_size)
+                index.forget(namespace: namespace, fingerprint: name)
+            }
+        }
+        if result.expiredRemoved + result.corruptRemoved > 0 {
+            stats.withLock {
+                $0.expired += result.expiredRemoved
+                $0.corrupt += result.corruptRemoved
+            }
+            metrics.corrupt.increment(by: Int64(result.corruptRemoved))
+        }
+        return result
+    }
+
+    // MARK: - Budget
+
+    private static func budgetFromFreeSpace(root: String, configuration: Configuration) -> UInt64 {
+        // The root may not exist yet: ask the nearest existing folder above it.
+        var path = root
+        var info = statvfs()
+        while statvfs(path, &info) != 0 {
+            guard let slash = path.lastIndex(of: "/"), !path.isEmpty else { return min(configuration.maxBytesCap, 64 << 20) }
+            path = slash == path.startIndex ? "/" : String(path[..<slash])
+            if path == "/" {
+                if statvfs(path, &info) != 0 { return min(configuration.maxBytesCap, 64 << 20) }
+                break
+            }
+        }
+        let free = Double(info.f_bavail) * Double(info.f_frsize)
+        let share = UInt64(max(0, min(free * configuration.freeSpaceFraction, Double(UInt64.max / 2))))
+        return min(configuration.maxBytesCap, share)
+    }
+
+    // MARK: - Accounting
+
+    private func noteMiss() {
+        stats.withLock { $0.misses += 1 }
+        metrics.misses.increment()
+    }
+
+    private func noteReadError(_ error: any Error) {
+        stats.withLock {
+            $0.readErrors += 1
+            $0.misses += 1
+        }
+        metrics.readErrors.increment()
+        metrics.misses.increment()
+        logger.warning("disk tier: read failed, treated as a miss", metadata: ["tier": "\(name)", "error": "\(error)"])
+    }
+
+    private func noteCorrupt(path: String, _ st: stat, _ why: String) {
+        removeIfUnchanged(path: path, st)
+        stats.withLock {
+            $0.corrupt += 1
+            $0.misses += 1
+        }
+        metrics.corrupt.increment()
+        metrics.misses.increment()
+        logger.warning("disk tier: corrupt file removed", metadata: ["tier": "\(name)", "path": "\(path)", "reason": "\(why)"])
+    }
+
+    private func noteWriteError(reason: String, _ message: String) {
+        stats.withLock { $0.writeErrors += 1 }
+        metrics.writeError(reason: reason)
+        logger.warning("disk tier: write skipped", metadata: ["tier": "\(name)", "reason": "\(reason)", "detail": "\(message)"])
+    }
+}
+
+extension UsageCounters {
+    /// Takes one entry of `size` bytes off the counters (saturating at zero).
+    mutating func release(_ size: UInt64) {
+        bytes = bytes >= size ? bytes - size : 0
+        entries = entries > 0 ? entries - 1 : 0
+    }
+}
+
+/// The tier's counters, each with a `tier` dimension.
+struct DiskMetrics: Sendable {
+    static let hitsLabel = "tiercache_tier_hits"
+    static let missesLabel = "tiercache_tier_misses"
+    static let corruptLabel = "tiercache_tier_corrupt"
+    static let readErrorsLabel = "tiercache_tier_read_errors"
+    static let writeErrorsLabel = "tiercache_tier_write_errors"
+    static let evictionsLabel = "tiercache_tier_evictions"
+
+    let tier: String
+    let factory: any MetricsFactory
+    let hits: Counter
+    let misses: Counter
+    let corrupt: Counter
+    let readErrors: Counter
+    let evictions: Counter
+
+    init(tier: String, factory: any MetricsFactory) {
+        self.tier = tier
+        self.factory = factory
+        let dimensions = [("tier", tier)]
+        hits = Counter(label: Self.hitsLabel, dimensions: dimensions, factory: factory)
+        misses = Counter(label: Self.missesLabel, dimensions: dimensions, factory: factory)
+        corrupt = Counter(label: Self.corruptLabel, dimensions: dimensions, factory: factory)
+        readErrors = Counter(label: Self.readErrorsLabel, dimensions: dimensions, factory: factory)
+        evictions = Counter(label: Self.evictionsLabel, dimensions: dimensions, factory: factory)
+    }
+
+    /// Write errors carry a `reason` dimension too (`ENOSPC`, `EACCES`, `tooLarge`, …).
+    func writeError(reason: String) {
+        Counter(label: Self.writeErrorsLabel, dimensions: [("tier", tier), ("reason", reason)], factory: factory).increment()
+    }
+}

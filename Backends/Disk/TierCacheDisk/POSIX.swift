@@ -1,0 +1,274 @@
+import CTierCacheDisk
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failed system call: which one, on what, and the `errno`.
+struct IOFailure: Error, CustomStringConvertible {
+    var operation: String
+    var path: String
+    var errno: Int32
+
+    /// A short stable name for metrics (`ENOSPC`, `EACCES`, …).
+    var reason: String {
+        switch errno {
+        case ENOSPC: "ENOSPC"
+        case EACCES: "EACCES"
+        case EPERM: "EPERM"
+        case EROFS: "EROFS"
+        case ENOENT: "ENOENT"
+        case EDQUOT: "EDQUOT"
+        case EIO: "EIO"
+        case ENOTDIR: "ENOTDIR"
+        default: "errno\(errno)"
+        }
+    }
+
+    var description: String {
+        "\(operation) \(path): \(String(cString: strerror(errno))) (\(reason))"
+    }
+}
+
+/// Faults injected into the disk tier's file-system calls, for tests: before each call the
+/// closure is asked, and a non-nil `errno` makes the call fail with it without being made.
+package struct DiskFaults: Sendable {
+    /// The kinds of call that can be made to fail.
+    package enum Operation: Sendable, Hashable {
+        case createTemporary, write, rename, makeDirectory, openForRead, remove, lockFile
+    }
+
+    package var inject: @Sendable (Operation, String) -> Int32?
+
+    package init(_ inject: @escaping @Sendable (Operation, String) -> Int32?) {
+        self.inject = inject
+    }
+
+    /// No faults.
+    package static let none = DiskFaults { _, _ in nil }
+}
+
+/// The file-system calls the tier makes, with fault injection and `EINTR` retries.
+struct FileSystem: Sendable {
+    let faults: DiskFaults?
+
+    @inline(__always)
+    private func injected(_ operation: DiskFaults.Operation, _ path: String) -> Int32? {
+        guard let faults else { return nil }
+        return faults.inject(operation, path)
+    }
+
+    /// Creates a new file, failing if it exists; mode 0600.
+    func createExclusive(_ path: String) throws(IOFailure) -> Int32 {
+        if let e = injected(.createTemporary, path) { throw IOFailure(operation: "create", path: path, errno: e) }
+        while true {
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 { return fd }
+            if errno != EINTR { throw IOFailure(operation: "create", path: path, errno: errno) }
+        }
+    }
+
+    /// Opens a file for reading; nil when it does not exist.
+    func openForRead(_ path: String) throws(IOFailure) -> Int32? {
+        if let e = injected(.openForRead, path) { throw IOFailure(operation: "open", path: path, errno: e) }
+        while true {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            if fd >= 0 { return fd }
+            switch errno {
+            case EINTR: continue
+            case ENOENT, ENOTDIR: return nil
+            default: throw IOFailure(operation: "open", path: path, errno: errno)
+            }
+        }
+    }
+
+    /// The result of an attempt to open a file without blocking.
+    enum CachedOpen {
+        case opened(Int32)
+        case absent
+        /// Opening would need disk I/O (or the kernel cannot promise it would not).
+        case wouldBlock
+        /// This kernel or sandbox has no `openat2(RESOLVE_CACHED)`.
+        case unsupported
+    }
+
+    /// Opens a file for reading only if the kernel can do it from its caches.
+    func openCached(_ path: String) throws(IOFailure) -> CachedOpen {
+        if let e = injected(.openForRead, path) { throw IOFailure(operation: "open", path: path, errno: e) }
+        while true {
+            let fd = ctiercachedisk_open_cached(path)
+            if fd >= 0 { return .opened(fd) }
+            switch errno {
+            case EINTR: continue
+            case ENOENT, ENOTDIR: return .absent
+            case EAGAIN: return .wouldBlock
+            case ENOSYS, EINVAL, EPERM, EOPNOTSUPP, E2BIG: return .unsupported
+            default: throw IOFailure(operation: "open", path: path, errno: errno)
+            }
+        }
+    }
+
+    /// Reads exactly `count` bytes from the page cache; nil when that would need disk I/O, the file
+    /// is shorter, or the kernel does not support `RWF_NOWAIT`.
+    func readCached(_ fd: Int32, count: Int) -> [UInt8]? {
+        var complete = true
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var offset = 0
+            while offset < count {
+                let n = ctiercachedisk_pread_nowait(fd, buffer.baseAddress! + offset, count - offset, off_t(offset))
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 {
+                    complete = false
+                    break
+                }
+                offset += n
+            }
+            initialized = offset
+        }
+        return complete ? bytes : nil
+    }
+
+    /// Runs `body` holding an exclusive `flock` on `directory` (every change to the entry files of
+    /// one shard folder happens under it, in every process).
+    /// - Throws: ``IOFailure`` when the folder cannot be opened or locked; rethrows `body`'s errors.
+    func withDirectoryLock<T>(_ directory: String, _ body: () throws -> T) throws -> T {
+        if let e = injected(.lockFile, directory) { throw IOFailure(operation: "lock", path: directory, errno: e) }
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOFailure(operation: "open", path: directory, errno: errno) }
+        defer { close(fd) }  // closing the descriptor drops the lock
+        while flock(fd, LOCK_EX) != 0 {
+            if errno != EINTR { throw IOFailure(operation: "flock", path: directory, errno: errno) }
+        }
+        return try body()
+    }
+
+    /// Writes every byte.
+    func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(IOFailure) {
+        if let e = injected(.write, path) { throw IOFailure(operation: "write", path: path, errno: e) }
+        guard var pointer = bytes.baseAddress else { return }
+        var remaining = bytes.count
+        while remaining > 0 {
+            let n = write(fd, pointer, remaining)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IOFailure(operation: "write", path: path, errno: errno)
+            }
+            remaining -= n
+            pointer += n
+        }
+    }
+
+    /// Reads up to `count` bytes from offset 0; fewer when the file is shorter.
+    func readPrefix(_ fd: Int32, count: Int, path: String) throws(IOFailure) -> [UInt8] {
+        var failure: IOFailure?
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var offset = 0
+            while offset < count {
+                let n = pread(fd, buffer.baseAddress! + offset, count - offset, off_t(offset))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = IOFailure(operation: "read", path: path, errno: errno)
+                    break
+                }
+                if n == 0 { break }
+                offset += n
+            }
+            initialized = offset
+        }
+        if let failure { throw failure }
+        return bytes
+    }
+
+    func fsyncFile(_ fd: Int32, path: String) throws(IOFailure) {
+        if fsync(fd) != 0 { throw IOFailure(operation: "fsync", path: path, errno: errno) }
+    }
+
+    func fsyncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        close(fd)
+    }
+
+    func renameFile(_ from: String, _ to: String) throws(IOFailure) {
+        if let e = injected(.rename, to) { throw IOFailure(operation: "rename", path: to, errno: e) }
+        if rename(from, to) != 0 { throw IOFailure(operation: "rename", path: to, errno: errno) }
+    }
+
+    /// Removes a file; false when it did not exist.
+    @discardableResult
+    func removeFile(_ path: String) throws(IOFailure) -> Bool {
+        if let e = injected(.remove, path) { throw IOFailure(operation: "unlink", path: path, errno: e) }
+        if unlink(path) == 0 { return true }
+        if errno == ENOENT || errno == ENOTDIR { return false }
+        throw IOFailure(operation: "unlink", path: path, errno: errno)
+    }
+
+    /// `stat` of a path; nil when it does not exist.
+    func status(_ path: String) throws(IOFailure) -> stat? {
+        var st = stat()
+        if stat(path, &st) == 0 { return st }
+        if errno == ENOENT || errno == ENOTDIR { return nil }
+        throw IOFailure(operation: "stat", path: path, errno: errno)
+    }
+
+    func status(_ fd: Int32, path: String) throws(IOFailure) -> stat {
+        var st = stat()
+        if fstat(fd, &st) == 0 { return st }
+        throw IOFailure(operation: "fstat", path: path, errno: errno)
+    }
+
+    /// Creates `path` and any missing parents, each with mode 0700.
+    func makeDirectories(_ path: String) throws(IOFailure) {
+        if let e = injected(.makeDirectory, path) { throw IOFailure(operation: "mkdir", path: path, errno: e) }
+        if mkdir(path, 0o700) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else {
+            throw IOFailure(operation: "mkdir", path: path, errno: errno)
+        }
+        try makeDirectories(String(path[..<slash]))
+        if mkdir(path, 0o700) == 0 || errno == EEXIST { return }
+        throw IOFailure(operation: "mkdir", path: path, errno: errno)
+    }
+
+    /// The names in a folder (without `.` and `..`); empty when it does not exist or cannot be read.
+    func listDirectory(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
+
+extension stat {
+    /// Modification time in milliseconds since 1970.
+    var modifiedMilliseconds: Int64 {
+        #if canImport(Darwin)
+        Int64(st_mtimespec.tv_sec) * 1000 + Int64(st_mtimespec.tv_nsec) / 1_000_000
+        #else
+        Int64(st_mtim.tv_sec) * 1000 + Int64(st_mtim.tv_nsec) / 1_000_000
+        #endif
+    }
+}
+
+/// Real time in milliseconds, for recency (file modification times are real time too).
+func realTimeMilliseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// Whether `name` is an entry file name: 32 lowercase hex digits (a key fingerprint).
+func isEntryFileName(_ name: String) -> Bool {
+    let utf8 = name.utf8
+    guard utf8.count == 32 else { return false }
+    return utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+}

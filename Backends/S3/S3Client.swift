@@ -1,0 +1,572 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Crypto
+public import Logging
+public import Metrics
+public import TierCache
+public import TierCacheHTTP
+
+/// A small S3 client: the operations a cache needs, signed with SigV4, over the package's libcurl
+/// ``HTTPClient``.
+///
+/// - Addressing: virtual-hosted (`bucket.s3.region.amazonaws.com`) by default; path-style
+///   (`host/bucket/key`) automatically for IP-literal and `localhost` endpoints and for bucket
+///   names that are not DNS-safe, or always when ``Configuration/addressingStyle`` says so.
+/// - Retries: the AWS SDKs' standard mode: up to ``Configuration/maxAttempts`` attempts (3),
+///   exponential backoff with full jitter, on 5xx answers (`SlowDown` included), connection
+///   failures and timeouts; never on other 4xx. No attempt and no backoff goes past the call's
+///   deadline.
+/// - Errors: every method throws ``S3Error``; a missing key is not an error but `nil`.
+/// - Transfers run on the HTTP client's own thread, never blocking the cooperative pool; task
+///   cancellation aborts them.
+public final class S3Client: Sendable {
+    /// How bucket names go into URLs.
+    public struct AddressingStyle: Hashable, Sendable {
+        let kind: UInt8
+        /// Path-style for IP-literal and `localhost` endpoints and non-DNS-safe bucket names,
+        /// virtual-hosted otherwise.
+        public static let automatic = AddressingStyle(kind: 0)
+        /// Always `bucket.host/key`.
+        public static let virtualHosted = AddressingStyle(kind: 1)
+        /// Always `host/bucket/key`.
+        public static let path = AddressingStyle(kind: 2)
+    }
+
+    /// Client settings; every one has a default.
+    public struct Configuration: Sendable {
+        /// The region requests are signed for (and, without ``endpoint``, sent to).
+        public var region: AWSRegion
+        /// A custom endpoint such as `http://127.0.0.1:9000` (MinIO, R2, Ceph RGW, moto); nil for
+        /// AWS's regional endpoint `https://s3.<region>.amazonaws.com`. A path after the host is
+        /// kept as a prefix of every request path.
+        public var endpoint: String?
+        /// Addressing style.
+        public var addressingStyle: AddressingStyle
+        /// Where credentials come from.
+        public var credentials: any AWSCredentialProvider
+        /// Attempts per operation, the first included (standard mode: 3).
+        public var maxAttempts: Int
+        /// The base of the exponential backoff: before attempt n+1 the client sleeps a random
+        /// time in `0 ... min(baseDelay * 2^(n-1), maxBackoff)`.
+        public var baseDelay: Duration
+        /// The cap on one backoff sleep (standard mode: 20 s).
+        public var maxBackoff: Duration
+        /// The deadline of an operation (all attempts and backoff) when the caller gives none.
+        public var operationTimeout: Duration
+        /// The deadline of one attempt (further shortened by the operation's deadline).
+        public var attemptTimeout: Duration
+        /// The connect deadline of one attempt.
+        public var connectTimeout: Duration
+        /// Whether PutObject signs the body's SHA-256 (true) or sends `UNSIGNED-PAYLOAD` (only
+        /// sensible over HTTPS, where TLS protects the body; the integrity header still applies).
+        public var signsPayload: Bool
+        /// The clock requests are dated with.
+        public var clock: any CacheClock
+
+        /// Creates a configuration.
+        public init(
+            region: AWSRegion = .usEast1,
+            endpoint: String? = nil,
+            addressingStyle: AddressingStyle = .automatic,
+            credentials: any AWSCredentialProvider,
+            maxAttempts: Int = 3,
+            baseDelay: Duration = .milliseconds(100),
+            maxBackoff: Duration = .seconds(20),
+            operationTimeout: Duration = .seconds(30),
+            attemptTimeout: Duration = .seconds(10),
+            connectTimeout: Duration = .seconds(1),
+            signsPayload: Bool = true,
+            clock: any CacheClock = SystemCacheClock()
+        ) {
+            self.region = region
+            self.endpoint = endpoint
+            self.addressingStyle = addressingStyle
+            self.credentials = credentials
+            self.maxAttempts = maxAttempts
+            self.baseDelay = baseDelay
+            self.maxBackoff = maxBackoff
+            self.operationTimeout = operationTimeout
+            self.attemptTimeout = attemptTimeout
+            self.connectTimeout = connectTimeout
+            self.signsPayload = signsPayload
+            self.clock = clock
+        }
+    }
+
+    /// The configuration in use.
+    public let configuration: Configuration
+    /// The HTTP client requests go through.
+    public let httpClient: HTTPClient
+    private let ownsHTTPClient: Bool
+    private let endpoint: Endpoint
+    private let signer: SigV4Signer
+    private let logger: Logger
+    private let metrics: S3Metrics
+
+    /// Creates a client.
+    /// - Parameters:
+    ///   - configuration: region, endpoint, credentials, retry and timeout settings.
+    ///   - httpClient: a shared client, or nil to create one owned (and shut down) by this client.
+    ///   - logger: receives `debug` lines per failed attempt and retry; never secrets.
+    ///   - metricsFactory: where the S3 counters go; the bootstrapped `MetricsSystem` by default.
+    /// - Throws: ``S3Error`` with code ``S3Error/Code/invalidRequest`` for an unparseable endpoint.
+    public init(
+        configuration: Configuration,
+        httpClient: HTTPClient? = nil,
+        logger: Logger = Logger(label: "tiercache", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: (any MetricsFactory)? = nil
+    ) throws(S3Error) {
+        self.configuration = configuration
+        let endpointText = configuration.endpoint
+            ?? "https://s3.\(configuration.region.rawValue).\(configuration.region.dnsSuffix)"
+        guard let endpoint = Endpoint(endpointText) else {
+            throw S3Error(.invalidRequest, "cannot parse the endpoint URL '\(endpointText)'")
+        }
+        self.endpoint = endpoint
+        self.signer = SigV4Signer(region: configuration.region.rawValue, service: "s3", rules: .s3)
+        self.logger = logger
+        self.metrics = S3Metrics(factory: metricsFactory ?? MetricsSystem.factory)
+        if let httpClient {
+            self.httpClient = httpClient
+            ownsHTTPClient = false
+        } else {
+            self.httpClient = HTTPClient(
+                configuration: .init(connectTimeout: configuration.connectTimeout, timeout: configuration.attemptTimeout),
+                logger: logger)
+            ownsHTTPClient = true
+        }
+    }
+
+    deinit {
+        if ownsHTTPClient { httpClient.shutdown() }
+    }
+
+    /// Shuts down the HTTP client if this client created it; later calls fail.
+    public func shutdown() {
+        if ownsHTTPClient { httpClient.shutdown() }
+    }
+
+    // MARK: - Object operations
+
+    /// GetObject: reads a whole object into memory.
+    /// - Parameters:
+    ///   - ifNoneMatch: an ETag the caller holds; if the object still has it S3 answers 304 and the
+    ///     result has ``S3Object/isNotModified`` set and no body.
+    ///   - deadline: when to give up (attempts and backoff included); nil for
+    ///     ``Configuration/operationTimeout`` from now.
+    /// - Returns: the object, or nil when the key does not exist (`NoSuchKey`).
+    /// - Throws: ``S3Error`` for everything else (missing bucket, access, transport, timeout).
+    public func getObject(bucket: String, key: String, ifNoneMatch: String? = nil,
+                          deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> S3Object? {
+        var headers: [(String, String)] = []
+        if let ifNoneMatch { headers.append(("If-None-Match", ifNoneMatch)) }
+        do {
+            let response = try await send(.get, bucket: bucket, key: key, headers: headers, op: "get", deadline: deadline)
+            return Self.object(from: response, keepBody: true)
+        } catch where error.code == .noSuchKey {
+            return nil
+        }
+    }
+
+    /// HeadObject: reads an object's metadata without its body.
+    /// - Returns: the object with an empty body, or nil when the key does not exist.
+    /// - Throws: ``S3Error``.
+    public func headObject(bucket: String, key: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> S3Object? {
+        do {
+            let response = try await send(.head, bucket: bucket, key: key, op: "head", deadline: deadline)
+            return Self.object(from: response, keepBody: false)
+        } catch where error.code == .noSuchKey {
+            return nil
+        }
+    }
+
+    /// PutObject: writes an object in one request.
+    /// - Throws: ``S3Error``; with ``S3PutOptions/ifNoneMatch`` `"*"` on an existing key,
+    ///   ``S3Error/Code/preconditionFailed``.
+    @discardableResult
+    public func putObject(bucket: String, key: String, body: [UInt8], options: S3PutOptions = S3PutOptions(),
+                          deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> S3PutResult {
+        var headers: [(String, String)] = []
+        if let contentType = options.contentType { headers.append(("Content-Type", contentType)) }
+        if let cacheControl = options.cacheControl { headers.append(("Cache-Control", cacheControl)) }
+        switch options.integrity {
+        case .contentMD5: headers.append(("Content-MD5", Self.base64(Array(Insecure.MD5.hash(data: body)))))
+        case .crc32c:
+            let crc = CRC32C.checksum(body)
+            headers.append(("x-amz-checksum-crc32c", Self.base64(withUnsafeBytes(of: crc.bigEndian) { Array($0) })))
+        default: break
+        }
+        if let ifNoneMatch = options.ifNoneMatch { headers.append(("If-None-Match", ifNoneMatch)) }
+        if let sse = options.serverSideEncryption {
+            headers.append(("x-amz-server-side-encryption", sse.algorithm))
+            if let keyID = sse.kmsKeyID { headers.append(("x-amz-server-side-encryption-aws-kms-key-id", keyID)) }
+        }
+        if let storageClass = options.storageClass { headers.append(("x-amz-storage-class", storageClass.rawValue)) }
+        for (name, value) in options.metadata.sorted(by: { $0.key < $1.key }) {
+            headers.append(("x-amz-meta-" + SigV4Signer.lowercased(name), value))
+        }
+        let payload: SigV4Signer.Payload = configuration.signsPayload ? .bytes(body) : .unsigned
+        let response = try await send(.put, bucket: bucket, key: key, headers: headers, body: body, payload: payload,
+                                      op: "put", deadline: deadline)
+        return S3PutResult(etag: response.headers["ETag"], versionID: response.headers["x-amz-version-id"])
+    }
+
+    /// DeleteObject. Deleting a key that does not exist succeeds, as in S3.
+    /// - Throws: ``S3Error``.
+    public func deleteObject(bucket: String, key: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) {
+        do {
+            _ = try await send(.delete, bucket: bucket, key: key, op: "delete", deadline: deadline)
+        } catch where error.code == .noSuchKey {
+            return
+        }
+    }
+
+    /// ListObjectsV2: one page of keys under a prefix, in key order.
+    /// - Parameters:
+    ///   - continuationToken: the previous page's ``S3ListPage/nextContinuationToken``.
+    ///   - maxKeys: the page size (S3 caps it at 1000).
+    /// - Throws: ``S3Error``; ``S3Error/Code/malformedResponse`` when the listing cannot be read.
+    public func listObjectsV2(bucket: String, prefix: String? = nil, continuationToken: String? = nil, maxKeys: Int? = nil,
+                              deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> S3ListPage {
+        var query: [(String, String)] = [("list-type", "2")]
+        if let prefix, !prefix.isEmpty { query.append(("prefix", prefix)) }
+        if let continuationToken { query.append(("continuation-token", continuationToken)) }
+        if let maxKeys { query.append(("max-keys", String(maxKeys))) }
+        let response = try await send(.get, bucket: bucket, key: nil, query: query, op: "list", deadline: deadline)
+        guard let root = XMLElement.parse(response.body), root.name == "ListBucketResult" else {
+            throw S3Error(.malformedResponse, "ListObjectsV2 answer is not a ListBucketResult", status: response.status)
+        }
+        let objects = root.children("Contents").map { c in
+            S3ObjectSummary(key: c["Key"] ?? "", size: Int(c["Size"] ?? "") ?? 0, etag: c["ETag"],
+                            lastModified: c["LastModified"], storageClass: c["StorageClass"])
+        }
+        let truncated = root["IsTruncated"] == "true"
+        let token = root["NextContinuationToken"].flatMap { $0.isEmpty ? nil : $0 }
+        if truncated, token == nil {
+            throw S3Error(.malformedResponse, "truncated listing without a continuation token", status: response.status)
+        }
+        return S3ListPage(objects: objects, nextContinuationToken: truncated ? token : nil)
+    }
+
+    /// Lists every key under a prefix, page after page.
+    /// - Parameter limit: stop after this many objects.
+    /// - Throws: ``S3Error``.
+    public func listAllObjects(bucket: String, prefix: String? = nil, pageSize: Int = 1000, limit: Int = .max,
+                               deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> [S3ObjectSummary] {
+        var all: [S3ObjectSummary] = []
+        var token: String?
+        repeat {
+            let page = try await listObjectsV2(bucket: bucket, prefix: prefix, continuationToken: token,
+                                               maxKeys: min(pageSize, 1000), deadline: deadline)
+            all += page.objects
+            token = page.nextContinuationToken
+        } while token != nil && all.count < limit
+        return all.count > limit ? Array(all.prefix(limit)) : all
+    }
+
+    // MARK: - Bucket operations
+
+    /// CreateBucket (for tests and set-up). A bucket the caller already owns is not an error.
+    /// - Throws: ``S3Error``.
+    public func createBucket(_ bucket: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) {
+        var body: [UInt8] = []
+        if configuration.region != .usEast1 {
+            body = Array(("<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>"
+                + xmlEscape(configuration.region.rawValue) + "</LocationConstraint></CreateBucketConfiguration>").utf8)
+        }
+        do {
+            _ = try await send(.put, bucket: bucket, key: nil, body: body, payload: .bytes(body), op: "createBucket",
+                               deadline: deadline)
+        } catch where error.code == .bucketAlreadyOwnedByYou {
+            return
+        }
+    }
+
+    /// PutBucketLifecycleConfiguration: replaces the bucket's lifecycle rules with `rules`.
+    /// - Throws: ``S3Error``.
+    public func putBucketLifecycle(bucket: String, rules: [S3LifecycleRule], deadline: ContinuousClock.Instant? = nil)
+        async throws(S3Error)
+    {
+        var xml = "<LifecycleConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        for rule in rules {
+            xml += "<Rule><ID>\(xmlEscape(rule.id))</ID><Filter><Prefix>\(xmlEscape(rule.prefix))</Prefix></Filter>"
+            xml += "<Status>\(rule.isEnabled ? "Enabled" : "Disabled")</Status>"
+            xml += "<Expiration><Days>\(rule.expirationDays)</Days></Expiration></Rule>"
+        }
+        xml += "</LifecycleConfiguration>"
+        let body = Array(xml.utf8)
+        _ = try await send(.put, bucket: bucket, key: nil, query: [("lifecycle", "")],
+                           headers: [("Content-Type", "application/xml"),
+                                     ("Content-MD5", Self.base64(Array(Insecure.MD5.hash(data: body))))],
+                           body: body, payload: .bytes(body), op: "putLifecycle", deadline: deadline)
+    }
+
+    /// GetBucketLifecycleConfiguration: the bucket's expiration rules (rules with other actions
+    /// are returned with what could be read; a bucket without a configuration gives `[]`).
+    /// - Throws: ``S3Error``.
+    public func getBucketLifecycle(bucket: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> [S3LifecycleRule] {
+        let response: HTTPResponse
+        do {
+            response = try await send(.get, bucket: bucket, key: nil, query: [("lifecycle", "")], op: "getLifecycle",
+                                      deadline: deadline)
+        } catch where error.code == .noSuchLifecycleConfiguration {
+            return []
+        }
+        guard let root = XMLElement.parse(response.body), root.name == "LifecycleConfiguration" else {
+            throw S3Error(.malformedResponse, "lifecycle answer is not a LifecycleConfiguration", status: response.status)
+        }
+        return root.children("Rule").map { rule in
+            let prefix = rule.child("Filter")?["Prefix"] ?? rule.child("Filter")?.child("And")?["Prefix"] ?? rule["Prefix"] ?? ""
+            return S3LifecycleRule(id: rule["ID"] ?? "", prefix: prefix,
+                                   expirationDays: Int(rule.child("Expiration")?["Days"] ?? "") ?? 0,
+                                   isEnabled: rule["Status"] == "Enabled")
+        }
+    }
+
+    /// A presigned GET URL for an object, valid for `expires`.
+    /// - Throws: ``S3Error`` with code ``S3Error/Code/credentials`` when credentials fail.
+    public func presignedGetURL(bucket: String, key: String, expires: Duration = .seconds(3600)) async throws(S3Error) -> String {
+        let credentials = try await resolveCredentials()
+        let target = try target(bucket: bucket, key: key, query: [])
+        let signature = signer.presign(method: "GET", path: target.path, query: target.query,
+                                       headers: [("Host", target.hostHeader)], payload: .unsigned,
+                                       credentials: credentials, date: configuration.clock.now(),
+                                       expires: Int(expires.components.seconds))
+        return target.base + target.path + "?" + signature.query
+    }
+
+    // MARK: - Request machinery
+
+    struct Target {
+        var base: String  // scheme://host[:port]
+        var hostHeader: String
+        var path: String
+        var query: String
+    }
+
+    func target(bucket: String?, key: String?, query: [(String, String)]) throws(S3Error) -> Target {
+        var host = endpoint.host
+        var path = endpoint.basePath
+        if let bucket {
+            guard Self.isValidBucketName(bucket) else { throw S3Error(.invalidRequest, "invalid bucket name '\(bucket)'") }
+            if usesVirtualHost(for: bucket) {
+                host = bucket + "." + host
+            } else {
+                path += "/" + bucket
+            }
+        }
+        if let key {
+            path += "/" + PercentEncoding.encode(key, keepSlash: true)
+        }
+        if path.isEmpty { path = "/" }
+        let hostHeader = endpoint.port.map { host + ":\($0)" } ?? host
+        let wireQuery = query.map { name, value in
+            value.isEmpty && name == "lifecycle" ? name
+                : PercentEncoding.encode(name, keepSlash: false) + "=" + PercentEncoding.encode(value, keepSlash: false)
+        }.joined(separator: "&")
+        return Target(base: endpoint.scheme + "://" + hostHeader, hostHeader: hostHeader, path: path, query: wireQuery)
+    }
+
+    private func usesVirtualHost(for bucket: String) -> Bool {
+        switch configuration.addressingStyle {
+        case .path: return false
+        case .virtualHosted: return true
+        default:
+            if endpoint.isIPLiteralOrLocalhost { return false }
+            // Dots break TLS wildcard certificates; upper case and underscores are not DNS-safe.
+            if endpoint.scheme == "https", bucket.contains(".") { return false }
+            return bucket.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 46 }
+        }
+    }
+
+    static func isValidBucketName(_ name: String) -> Bool {
+        let count = name.utf8.count
+        guard count >= 3, count <= 255 else { return false }
+        return name.utf8.allSatisfy {
+            ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 46 || $0 == 95
+        }
+    }
+
+    private func resolveCredentials() async throws(S3Error) -> AWSCredentials {
+        do {
+            return try await configuration.credentials.credentials()
+        } catch {
+            throw S3Error(.credentials, error.message)
+        }
+    }
+
+    /// Sends one operation with retries; returns a 2xx or 304 response, throws for anything else.
+    func send(
+        _ method: HTTPMethod, bucket: String?, key: String?, query: [(String, String)] = [],
+        headers extraHeaders: [(String, String)] = [], body: [UInt8] = [], payload: SigV4Signer.Payload = .empty,
+        op: String, deadline callerDeadline: ContinuousClock.Instant?
+    ) async throws(S3Error) -> HTTPResponse {
+        let clock = ContinuousClock()
+        let deadline = callerDeadline ?? clock.now.advanced(by: configuration.operationTimeout)
+        let target = try target(bucket: bucket, key: key, query: query)
+        let url = target.base + target.path + (target.query.isEmpty ? "" : "?" + target.query)
+        let started = clock.now
+        var attempt = 0
+        while true {
+            attempt += 1
+            if Task.isCancelled { throw S3Error(.cancelled, "\(op) cancelled") }
+            let remaining = clock.now.duration(to: deadline)
+            guard remaining > .zero else {
+                metrics.record(op: op, result: "timeout", since: started, clock: clock)
+                throw S3Error(.timeout, "\(op) deadline passed before attempt \(attempt)")
+            }
+            let credentials = try await resolveCredentials()
+            var signedHeaders: [(name: String, value: String)] = [("Host", target.hostHeader)]
+            for (name, value) in extraHeaders { signedHeaders.append((name, value)) }
+            let signature = signer.sign(method: method.rawValue, path: target.path, query: target.query,
+                                        headers: signedHeaders, payload: payload, credentials: credentials,
+                                        date: configuration.clock.now())
+            var httpHeaders = HTTPHeaders()
+            for (name, value) in signedHeaders { httpHeaders.add(name: name, value: value) }
+            for (name, value) in signature.headers { httpHeaders.add(name: name, value: value) }
+            let request = HTTPRequest(method: method, url: url, headers: httpHeaders, body: body,
+                                      timeout: min(configuration.attemptTimeout, remaining),
+                                      connectTimeout: min(configuration.connectTimeout, remaining))
+            let failure: S3Error
+            do {
+                let response = try await httpClient.execute(request)
+                if (200..<300).contains(response.status) || response.status == 304 {
+                    metrics.record(op: op, result: "ok", since: started, clock: clock)
+                    return response
+                }
+                failure = S3Error.fromResponse(status: response.status, body: response.body,
+                                               requestID: response.headers["x-amz-request-id"])
+            } catch {
+                failure = Self.map(error, op: op)
+            }
+            guard failure.isRetryable, attempt < configuration.maxAttempts else {
+                metrics.record(op: op, result: failure.status.map { $0 == 404 ? "notFound" : "\($0 / 100)xx" } ?? "error",
+                               since: started, clock: clock)
+                throw failure
+            }
+            let cap = min(configuration.baseDelay * (1 << (attempt - 1)), configuration.maxBackoff)
+            let delay = Duration.nanoseconds(Int64.random(in: 0...max(0, cap.nanoseconds)))
+            if clock.now.advanced(by: delay) >= deadline {
+                metrics.record(op: op, result: "timeout", since: started, clock: clock)
+                throw failure
+            }
+            logger.debug("S3 request failed; retrying", metadata: [
+                "op": "\(op)", "attempt": "\(attempt)", "error": "\(failure)", "backoff-ms": "\(delay.nanoseconds / 1_000_000)",
+            ])
+            metrics.retries.increment()
+            do {
+                try await Task.sleep(for: delay)
+            } catch {
+                throw S3Error(.cancelled, "\(op) cancelled during backoff")
+            }
+        }
+    }
+
+    static func map(_ error: HTTPClientError, op: String) -> S3Error {
+        switch error.code {
+        case .timeout: S3Error(.timeout, "\(op): \(error.message)")
+        case .cancelled: S3Error(.cancelled, "\(op): \(error.message)")
+        case .tls, .invalidRequest: S3Error(.invalidRequest, "\(op): \(error)")
+        default: S3Error(.connection, "\(op): \(error)")
+        }
+    }
+
+    static func object(from response: HTTPResponse, keepBody: Bool) -> S3Object {
+        var metadata: [String: String] = [:]
+        for (name, value) in response.headers {
+            let lower = SigV4Signer.lowercased(name)
+            if lower.hasPrefix("x-amz-meta-") { metadata[String(lower.dropFirst(11))] = value }
+        }
+        return S3Object(
+            body: keepBody && response.status != 304 ? response.body : [],
+            etag: response.headers["ETag"], metadata: metadata,
+            contentLength: Int(response.headers["Content-Length"] ?? "") ?? response.body.count,
+            contentType: response.headers["Content-Type"], lastModified: response.headers["Last-Modified"],
+            storageClass: response.headers["x-amz-storage-class"],
+            serverSideEncryption: response.headers["x-amz-server-side-encryption"],
+            isNotModified: response.status == 304)
+    }
+
+    static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+}
+
+/// A parsed endpoint URL.
+struct Endpoint: Sendable {
+    var scheme: String
+    var host: String
+    var port: Int?
+    var basePath: String
+
+    init?(_ text: String) {
+        let lowered = text.lowercased()
+        if lowered.hasPrefix("http://") {
+            scheme = "http"
+        } else if lowered.hasPrefix("https://") {
+            scheme = "https"
+        } else {
+            return nil
+        }
+        var rest = Substring(text.dropFirst(scheme.count + 3))
+        if let slash = rest.firstIndex(of: "/") {
+            var path = String(rest[slash...])
+            while path.hasSuffix("/") { path.removeLast() }
+            basePath = path
+            rest = rest[..<slash]
+        } else {
+            basePath = ""
+        }
+        // [v6]:port, host:port, host
+        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+            host = String(rest[...close])
+            let after = rest[rest.index(after: close)...]
+            if after.hasPrefix(":") {
+                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { return nil }
+                port = p
+            }
+        } else if let colon = rest.lastIndex(of: ":") {
+            host = String(rest[..<colon])
+            guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+            port = p
+        } else {
+            host = String(rest)
+        }
+        guard !host.isEmpty, !host.contains("@") else { return nil }
+        if (scheme == "http" && port == 80) || (scheme == "https" && port == 443) { port = nil }
+    }
+
+    var isIPLiteralOrLocalhost: Bool {
+        if host.hasPrefix("[") { return true }
+        let lower = host.lowercased()
+        if lower == "localhost" || lower.hasSuffix(".localhost") { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
+    }
+}
+
+/// S3-level metrics: `tiercache_s3_requests_total` (dimensions `op`, `result`),
+/// `tiercache_s3_duration_seconds` (`op`) and `tiercache_s3_retries_total`.
+struct S3Metrics: Sendable {
+    let factory: any MetricsFactory
+    let retries: Counter
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+        retries = Counter(label: "tiercache_s3_retries_total", factory: factory)
+    }
+
+    func record(op: String, result: String, since start: ContinuousClock.Instant, clock: ContinuousClock) {
+        Counter(label: "tiercache_s3_requests_total", dimensions: [("op", op), ("result", result)], factory: factory).increment()
+        Timer(label: "tiercache_s3_duration_seconds", dimensions: [("op", op)], factory: factory)
+            .recordNanoseconds(start.duration(to: clock.now).nanoseconds)
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (s, a) = components
+        return s.multipliedReportingOverflow(by: 1_000_000_000).overflow ? .max : s * 1_000_000_000 + a / 1_000_000_000
+    }
+}

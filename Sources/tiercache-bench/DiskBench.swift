@@ -1,0 +1,263 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import TierCache
+import TierCacheDisk
+
+/// `tiercache-bench disk`: the disk tier against plain POSIX calls on the same bytes, and the cost
+/// of opening a big root against a small one.
+enum DiskBench {
+    static func run() async throws {
+        let base = "/tmp/tiercache-bench-disk-\(getpid())"
+        _ = mkdir(base, 0o700)
+        defer { removeTree(base) }
+        for (label, size) in [("4 KiB", 4 << 10), ("64 KiB", 64 << 10), ("1 MiB", 1 << 20)] {
+            try await putAndGet(label: label, payloadSize: size, base: base + "/\(size)")
+        }
+        try await openCost()
+    }
+
+    // MARK: - Put and get
+
+    /// Keys rotate over a set small enough to stay in the page cache, large enough that each put
+    /// replaces a file rather than rewriting one hot inode.
+    static let keyCount = 32
+
+    static func putAndGet(label: String, payloadSize: Int, base: String) async throws {
+        let tier = DiskTier(configuration: .init(root: base + "/tier", maxBytes: 4 << 30, maxEntries: 1_000_000, maxEntrySize: 8 << 20))
+        let now = SystemCacheClock().now()
+        let payload = (0..<payloadSize).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        let entries = try (0..<keyCount).map { index in
+            CacheEntry(
+                key: try CacheKey(namespace: "bench", name: "entry-\(index)"), serializerID: .binary, codecID: .identity,
+                createdAt: now, freshUntil: now.advanced(by: .seconds(3600)), staleUntil: now.advanced(by: .seconds(7200)),
+                uncompressedLength: UInt64(payloadSize), payload: payload)
+        }
+        // The baseline writes the very bytes the tier stores: the encoded envelope.
+        let envelope = entries[0].encoded()
+        let posixDirectory = base + "/posix"
+        _ = mkdir(base, 0o700)
+        _ = mkdir(posixDirectory, 0o700)
+        let posixPaths = (0..<keyCount).map { posixDirectory + "/" + entries[$0].key.fingerprint }
+
+        for (index, entry) in entries.enumerated() {
+            try await tier.put(entry)
+            posixWrite(envelope, to: posixPaths[index], temporary: posixDirectory + "/.tmp.prefill")
+        }
+        // Throughput: `concurrency` operations in flight, in both candidates. Ours: that many tasks
+        // calling the tier (its I/O runs on the blocking pool); POSIX: that many threads making
+        // the plain calls. Each call of a candidate performs `operations` operations.
+        let concurrency = 8
+        let operations = concurrency * (payloadSize >= 1 << 20 ? 2 : 8)
+        let perWorker = operations / concurrency
+        let put = try await asyncCompare([
+            {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for worker in 0..<concurrency {
+                        group.addTask {
+                            for step in 0..<perWorker { try await tier.put(entries[(worker * perWorker + step) % keyCount]) }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            },
+            {
+                let round = nowNanoseconds()
+                DispatchQueue.concurrentPerform(iterations: concurrency) { worker in
+                    for step in 0..<perWorker {
+                        let slot = (worker * perWorker + step) % keyCount
+                        posixWrite(envelope, to: posixPaths[slot], temporary: posixDirectory + "/.tmp.\(round).\(worker).\(step)")
+                    }
+                }
+            },
+        ])
+        report("put", label, oursNanoseconds: put[0], posixNanoseconds: put[1], operations: operations, concurrency: concurrency)
+
+        // Every key exists in both now; reads come from the page cache in both.
+        let misses = LockedValueBox(0)
+        let get = try await asyncCompare([
+            {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for worker in 0..<concurrency {
+                        group.addTask {
+                            for step in 0..<perWorker where try await tier.get(entries[(worker * perWorker + step) % keyCount].key) == nil {
+                                misses.withLock { $0 += 1 }
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            },
+            {
+                DispatchQueue.concurrentPerform(iterations: concurrency) { worker in
+                    for step in 0..<perWorker { blackHole(posixRead(posixPaths[(worker * perWorker + step) % keyCount])) }
+                }
+            },
+        ])
+        precondition(misses.withLock { $0 } == 0, "the tier missed reads")
+        report("get", label, oursNanoseconds: get[0], posixNanoseconds: get[1], operations: operations, concurrency: concurrency)
+
+        // Where a get's time goes (no goal): the envelope check every read must make costs about
+        // as much as the read itself, which caps the get ratio whatever the tier does around it.
+        let sample = posixRead(posixPaths[0])
+        let pieces = try compare([
+            { blackHole(posixRead(posixPaths[0])) },
+            { blackHole(try CacheEntry(decoding: sample)) },
+            { blackHole(XXH64.hash(sample)) },
+        ])
+        Report.info("disk", "get \(label) pieces: posix read=\(Int(pieces[0]))ns, CacheEntry(decoding:)=\(Int(pieces[1]))ns of which XXH64=\(Int(pieces[2]))ns")
+
+        // One caller at a time (latency, no goal).
+        var next = 0
+        let sequential = try await asyncCompare(rounds: 3, [
+            {
+                _ = try await tier.get(entries[next % keyCount].key)
+                next += 1
+            },
+            {
+                blackHole(posixRead(posixPaths[next % keyCount]))
+                next += 1
+            },
+        ])
+        Report.info("disk", "get \(label) one caller: ours=\(Int(sequential[0] / 1000))us posix=\(Int(sequential[1] / 1000))us per get")
+    }
+
+    static func report(_ operation: String, _ label: String, oursNanoseconds: Double, posixNanoseconds: Double, operations: Int, concurrency: Int) {
+        let oursPerSecond = Double(operations) * 1e9 / oursNanoseconds
+        let posixPerSecond = Double(operations) * 1e9 / posixNanoseconds
+        Report.line(
+            "disk", "\(operation) \(label) throughput ours/posix (\(concurrency) in flight)", ratio: oursPerSecond / posixPerSecond, goal: .atLeast(0.8),
+            detail: "ours=\(Int(oursPerSecond))/s posix=\(Int(posixPerSecond))/s")
+    }
+
+    /// open(O_EXCL) + write + close + rename: what an atomic write costs with nothing around it.
+    static func posixWrite(_ bytes: [UInt8], to path: String, temporary: String) {
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        precondition(fd >= 0, "open \(temporary): \(errno)")
+        var offset = 0
+        bytes.withUnsafeBytes { raw in
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                precondition(n > 0, "write: \(errno)")
+                offset += n
+            }
+        }
+        close(fd)
+        precondition(rename(temporary, path) == 0, "rename: \(errno)")
+    }
+
+    /// open + fstat + read + close.
+    static func posixRead(_ path: String) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        precondition(fd >= 0, "open \(path): \(errno)")
+        defer { close(fd) }
+        var st = stat()
+        fstat(fd, &st)
+        let size = Int(st.st_size)
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            var offset = 0
+            while offset < size {
+                let n = pread(fd, buffer.baseAddress! + offset, size - offset, off_t(offset))
+                if n <= 0 { break }
+                offset += n
+            }
+            count = offset
+        }
+    }
+
+    // MARK: - Opening a root
+
+    /// Opens a root holding 100,000 entries and one holding 10, serves one get from each, and
+    /// compares the times. The big root is kept in /tmp between runs (it takes a while to build).
+    static func openCost() async throws {
+        let big = try await prepareRoot("/tmp/tiercache-bench-open-100000", entries: 100_000)
+        let small = try await prepareRoot("/tmp/tiercache-bench-open-10", entries: 10)
+        let probe = try CacheKey(namespace: "open", name: "entry-7")
+        var bigBest = Double.infinity
+        var smallBest = Double.infinity
+        for _ in 0..<15 {
+            for (root, isBig) in [(big, true), (small, false)] {
+                let start = nowNanoseconds()
+                let tier = DiskTier(configuration: .init(root: root, maxBytes: 4 << 30, maxEntries: 1_000_000))
+                let entry = try await tier.get(probe)
+                let elapsed = Double(nowNanoseconds() - start)
+                precondition(entry != nil, "the probe entry is missing from \(root)")
+                if isBig { bigBest = min(bigBest, elapsed) } else { smallBest = min(smallBest, elapsed) }
+            }
+        }
+        Report.line(
+            "disk", "open root + first get, 100,000 entries / 10 entries (time)", ratio: bigBest / smallBest, goal: .atMost(1.5),
+            detail: "big=\(Int(bigBest / 1000))us small=\(Int(smallBest / 1000))us")
+    }
+
+    static func prepareRoot(_ root: String, entries count: Int) async throws -> String {
+        let tier = DiskTier(configuration: .init(root: root, maxBytes: 4 << 30, maxEntries: 1_000_000))
+        if let usage = try await tier.usage(), usage.entries == UInt64(count) { return root }
+        removeTree(root)
+        let now = SystemCacheClock().now()
+        let fresh = DiskTier(configuration: .init(root: root, maxBytes: 4 << 30, maxEntries: 1_000_000))
+        let batch = 256
+        for start in stride(from: 0, to: count, by: batch) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in start..<min(count, start + batch) {
+                    group.addTask {
+                        let payload = Array("value \(index)".utf8)
+                        try await fresh.put(CacheEntry(
+                            key: try CacheKey(namespace: "open", name: "entry-\(index)"), serializerID: .binary, codecID: .identity,
+                            createdAt: now, freshUntil: now.advanced(by: .seconds(86_400 * 365)),
+                            staleUntil: now.advanced(by: .seconds(86_400 * 365)),
+                            uncompressedLength: UInt64(payload.count), payload: payload))
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let usage = try await fresh.usage()
+        precondition(usage?.entries == UInt64(count), "building \(root) gave \(String(describing: usage))")
+        return root
+    }
+
+    // MARK: - Helpers
+
+    /// ``compare(rounds:minimumNanoseconds:_:)`` for async candidates: alternates them round by
+    /// round and returns each one's best nanoseconds per call.
+    static func asyncCompare(rounds: Int = 7, minimumNanoseconds: UInt64 = 40_000_000, _ candidates: [() async throws -> Void]) async throws -> [Double] {
+        var best = [Double](repeating: .infinity, count: candidates.count)
+        for _ in 0..<rounds {
+            for (index, body) in candidates.enumerated() {
+                var calls: UInt64 = 0
+                let start = nowNanoseconds()
+                var elapsed: UInt64 = 0
+                repeat {
+                    try await body()
+                    calls += 1
+                    elapsed = nowNanoseconds() - start
+                } while elapsed < minimumNanoseconds
+                best[index] = min(best[index], Double(elapsed) / Double(calls))
+            }
+        }
+        return best
+    }
+
+    static func removeTree(_ path: String) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            if let dir = opendir(path) {
+                var names: [String] = []
+                while let entry = readdir(dir) {
+                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                    if name != ".", name != ".." { names.append(name) }
+                }
+                closedir(dir)
+                for name in names { removeTree(path + "/" + name) }
+            }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+}

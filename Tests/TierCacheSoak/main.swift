@@ -76,7 +76,7 @@ enum Resources {
     static func status(_ field: String) -> Int {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
         for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-            return Int(line.dropFirst(field.count + 1).split(separator: " ").first ?? "") ?? -1
+            return Int(line.dropFirst(field.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") ?? -1
         }
         return -1
     }
@@ -120,8 +120,9 @@ struct TaskState {
     }
 }
 
-func runTask(_ options: Options, process: Int, task: Int, cache: Cache<StampedValue>, keys: [CacheKey], ops: Int) async -> TaskState {
-    var state = TaskState()
+func runTask(_ options: Options, process: Int, task: Int, cache: Cache<StampedValue>, keys: [CacheKey], ops: Int,
+             state initial: TaskState = TaskState()) async -> TaskState {
+    var state = initial
     let owners = options.processes * options.tasks
     let me = process * options.tasks + task
     let writer = "\(process)/\(task)"
@@ -214,16 +215,20 @@ func runWorker(_ options: Options, index: Int) async throws -> WorkerReport {
 
     // Warm-up (10%): thread pools, connections and the memory tier fill; resources are sampled
     // after it, so "end - warm" is growth under a steady load.
-    _ = await withTaskGroup(of: TaskState.self) { group in
+    // Each task keeps what it wrote during warm-up (its keys' last values) for the main run.
+    let warmed = await withTaskGroup(of: (Int, TaskState).self) { group in
         for task in 0..<options.tasks {
-            group.addTask { await runTask(options, process: index, task: task, cache: cache, keys: keys, ops: warmUp) }
+            group.addTask { (task, await runTask(options, process: index, task: task, cache: cache, keys: keys, ops: warmUp)) }
         }
-        return await group.reduce(into: [TaskState]()) { $0.append($1) }
+        return await group.reduce(into: [Int: TaskState]()) { $0[$1.0] = $1.1 }
     }
     let warm = Resources.sample()
     let states = await withTaskGroup(of: TaskState.self) { group in
         for task in 0..<options.tasks {
-            group.addTask { await runTask(options, process: index, task: task, cache: cache, keys: keys, ops: perTask - warmUp) }
+            group.addTask {
+                await runTask(options, process: index, task: task, cache: cache, keys: keys, ops: perTask - warmUp,
+                              state: warmed[task] ?? TaskState())
+            }
         }
         return await group.reduce(into: [TaskState]()) { $0.append($1) }
     }
@@ -341,7 +346,6 @@ func runParent(_ options: Options) async throws -> Int32 {
         print("  worker \(report.worker): fds \(r["fds"]!), threads \(r["threads"]!), rss KB \(r["rssKB"]!)")
     }
     let corrupt = ["corrupt", "foreign", "foreign-writer", "final-corrupt"].reduce(0) { $0 + anomalies[$1, default: 0] }
-    if let s3 { _ = s3 }
     return failures > 0 || corrupt > 0 ? 1 : 0
 }
 

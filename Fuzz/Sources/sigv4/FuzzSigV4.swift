@@ -17,12 +17,13 @@ func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         return (String(line[..<colon]), String(line[line.index(after: colon)...]))
     }
     let date = WallTime(millisecondsSince1970: 1_440_938_160_000)
-    for signer in signers {
-        let a = signer.sign(method: lines[0], path: lines[1], query: lines[2], headers: headers,
-                            payload: .unsigned, credentials: credentials, date: date)
-        let b = signer.sign(method: lines[0], path: lines[1], query: lines[2], headers: headers,
-                            payload: .unsigned, credentials: credentials, date: date)
-        precondition(a.signature == b.signature && a.signature.utf8.count == 64, "signing is not deterministic")
+    // One signer per input (the first byte's parity picks S3 or generic rules): each signature
+    // is several HMAC rounds, slow in a debug ASan build.
+    let signer = signers[Int(size > 0 ? data[0] & 1 : 0)]
+    let signature = signer.sign(method: lines[0], path: lines[1], query: lines[2], headers: headers,
+                                payload: .unsigned, credentials: credentials, date: date)
+    precondition(signature.signature.utf8.count == 64, "a signature is not 32 hex bytes")
+    if size > 0, data[0] & 2 != 0 {
         _ = signer.presign(method: lines[0], path: lines[1], query: lines[2], headers: headers,
                            payload: .unsigned, credentials: credentials, date: date, expires: 60)
     }

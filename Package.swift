@@ -267,6 +267,27 @@ targets += [
     ),
 ]
 
+// MARK: Hardening
+// Chaos tests over the whole chain through the fault proxy, and the bounded soak
+// (scripts/soak.sh). Fuzz targets live in Fuzz/, a package of their own (scripts/fuzz.sh).
+targets += [
+    .testTarget(
+        name: "TierCacheChaosTests",
+        dependencies: [
+            "TierCache", "TierCacheDisk", "TierCacheS3", "TierCacheHTTP", "TierCacheTesting",
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    // Not a product: a test tool run by scripts/soak.sh.
+    .executableTarget(
+        name: "tiercache-soak",
+        dependencies: ["TierCache", "TierCacheDisk", "TierCacheS3", "TierCacheTesting"],
+        path: "Tests/TierCacheSoak",
+        swiftSettings: swiftSettings
+    ),
+]
+
 // MARK: Benchmarks
 targets += [
     .executableTarget(

@@ -2,12 +2,18 @@
 # Runs tests under a sanitizer in a build folder of its own.
 #   scripts/sanitize.sh thread  [test filter]     ThreadSanitizer
 #   scripts/sanitize.sh address [test filter]     AddressSanitizer
-# With no filter, the concurrent parts: chain, cache, memory tier, disk tier.
-# Suppressions: none. Any report fails the run (TSAN_OPTIONS halt_on_error).
+# With no filter: under ThreadSanitizer the concurrent parts (chain, cache, memory tier, disk
+# tier); under AddressSanitizer every test (moto-backed ones skip unless moto runs).
+# Any report fails the run (halt_on_error). Suppressions: none for TSan. For ASan, leak
+# detection is off (detect_leaks=0): the XCTest runner that hosts `swift test` leaks 144 bytes
+# of its own at exit on Linux whatever the tests do, and LeakSanitizer would fail every run on
+# it. Leaks in our code are covered instead by the fuzz targets (scripts/fuzz.sh), which run
+# with detect_leaks=1 outside XCTest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?usage: scripts/sanitize.sh thread|address [filter]}
-filter=${2:-'TierChainTests|CacheTests|MemoryTierTests|DiskTier'}
+if [[ $kind == address ]]; then default='.*'; else default='TierChainTests|CacheTests|MemoryTierTests|DiskTier'; fi
+filter=${2:-$default}
 scratch=".build-$kind"
 swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" 2>&1 | grep -E "error|warning: .*(Sources|Tests|Codecs|Backends)/" && exit 1
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"

@@ -29,3 +29,9 @@ swift test --skip-build --no-parallel
 
 # The concurrent parts again under ThreadSanitizer (a build folder of its own).
 ./scripts/sanitize.sh thread
+
+# A short fuzz pass (5,000 inputs per target, libFuzzer + ASan, a build folder of its own);
+# scripts/fuzz.sh with no argument runs the full 100,000. TIERCACHE_SKIP_FUZZ=1 skips it.
+if [[ ${TIERCACHE_SKIP_FUZZ:-0} != 1 ]]; then
+    ./scripts/fuzz.sh all 5000
+fi

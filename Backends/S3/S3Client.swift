@@ -236,8 +236,15 @@ public final class S3Client: Sendable {
         if let continuationToken { query.append(("continuation-token", continuationToken)) }
         if let maxKeys { query.append(("max-keys", String(maxKeys))) }
         let response = try await send(.get, bucket: bucket, key: nil, query: query, op: "list", deadline: deadline)
-        guard let root = XMLElement.parse(response.body), root.name == "ListBucketResult" else {
-            throw S3Error(.malformedResponse, "ListObjectsV2 answer is not a ListBucketResult", status: response.status)
+        return try Self.listPage(from: response.body, status: response.status)
+    }
+
+    /// Reads a ListObjectsV2 answer. Separate from the transfer so that the fuzz target `s3xml`
+    /// reaches it.
+    /// - Throws: ``S3Error/Code/malformedResponse`` when the body is not a usable listing.
+    static func listPage(from body: [UInt8], status: Int) throws(S3Error) -> S3ListPage {
+        guard let root = XMLElement.parse(body), root.name == "ListBucketResult" else {
+            throw S3Error(.malformedResponse, "ListObjectsV2 answer is not a ListBucketResult", status: status)
         }
         let objects = root.children("Contents").map { c in
             S3ObjectSummary(key: c["Key"] ?? "", size: Int(c["Size"] ?? "") ?? 0, etag: c["ETag"],
@@ -246,7 +253,7 @@ public final class S3Client: Sendable {
         let truncated = root["IsTruncated"] == "true"
         let token = root["NextContinuationToken"].flatMap { $0.isEmpty ? nil : $0 }
         if truncated, token == nil {
-            throw S3Error(.malformedResponse, "truncated listing without a continuation token", status: response.status)
+            throw S3Error(.malformedResponse, "truncated listing without a continuation token", status: status)
         }
         return S3ListPage(objects: objects, nextContinuationToken: truncated ? token : nil)
     }

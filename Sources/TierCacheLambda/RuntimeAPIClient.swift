@@ -59,6 +59,12 @@ struct RuntimeAPIClient: Sendable {
     /// `GET /2018-06-01/runtime/invocation/next`, with no timeout.
     func next() async throws(LambdaRuntimeError) -> Invocation {
         let response = try await execute(HTTPRequest(method: .get, url: "\(base)/2018-06-01/runtime/invocation/next"))
+        return try Self.invocation(from: response)
+    }
+
+    /// Reads `next`'s answer: status 200, a request id and a numeric deadline, or a typed error.
+    /// Separate from the transfer so that the fuzz target `runtime` reaches it.
+    static func invocation(from response: HTTPResponse) throws(LambdaRuntimeError) -> Invocation {
         guard response.status == 200 else {
             throw LambdaRuntimeError(.unexpectedStatus, "next answered \(response.status): \(String(decoding: response.body.prefix(256), as: UTF8.self))", status: response.status)
         }

@@ -199,6 +199,14 @@ public final class LoopbackHTTPServer: Sendable {
         enqueue(Array(repeating: fault, count: count))
     }
 
+    /// Sets a rule that picks a fault for each request the queue does not cover (nil answers
+    /// normally); `nil` removes the rule. The rule runs on a server thread, under the server's
+    /// lock: keep it short and do not call back into the server from it.
+    /// - Parameter rule: given the request and its number since start (1-based).
+    public func setFaultRule(_ rule: (@Sendable (Request, Int) -> Fault?)?) {
+        state.box.withLock { $0.faultRule = rule }
+    }
+
     /// How many faults are still queued.
     public var pendingFaults: Int {
         state.box.withLock { $0.faults.count }
@@ -270,6 +278,7 @@ private func spawnThread(_ body: @escaping () -> Void) -> pthread_t? {
 private final class ServerState: @unchecked Sendable {
     struct Shared {
         var faults: [LoopbackHTTPServer.Fault] = []
+        var faultRule: (@Sendable (LoopbackHTTPServer.Request, Int) -> LoopbackHTTPServer.Fault?)?
         var connectionsAccepted = 0
         var requestCount = 0
         var recorded: [LoopbackHTTPServer.Request] = []
@@ -425,7 +434,8 @@ private final class ServerState: @unchecked Sendable {
                 if shared.recorded.count > configuration.recordLimit {
                     shared.recorded.removeFirst(shared.recorded.count - configuration.recordLimit)
                 }
-                return shared.faults.isEmpty ? nil : shared.faults.removeFirst()
+                if !shared.faults.isEmpty { return shared.faults.removeFirst() }
+                return shared.faultRule?(request, shared.requestCount)
             }
             var response: LoopbackHTTPServer.Response
             var truncateTo: Int? = nil

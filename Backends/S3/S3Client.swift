@@ -65,6 +65,9 @@ public final class S3Client: Sendable {
         public var signsPayload: Bool
         /// The clock requests are dated with.
         public var clock: any CacheClock
+        /// When set, requests are signed with SigV4a for this region set (`*` for any region), as
+        /// Multi-Region Access Points require, instead of SigV4. Presigned URLs stay SigV4.
+        public var sigV4aRegionSet: String? = nil
 
         /// Creates a configuration.
         public init(
@@ -103,6 +106,10 @@ public final class S3Client: Sendable {
     private let ownsHTTPClient: Bool
     private let endpoint: Endpoint
     private let signer: SigV4Signer
+    private let sigV4aSigner: SigV4aSigner?
+    /// The SigV4a key derived from the last credentials seen: deriving it costs an EC scalar
+    /// search, so it is redone only when the access key changes.
+    private let sigV4aKey = LockedValueBox<SigV4aSigner.SigningKey?>(nil)
     private let logger: Logger
     private let metrics: S3Metrics
 
@@ -127,6 +134,7 @@ public final class S3Client: Sendable {
         }
         self.endpoint = endpoint
         self.signer = SigV4Signer(region: configuration.region.rawValue, service: "s3", rules: .s3)
+        self.sigV4aSigner = configuration.sigV4aRegionSet.map { SigV4aSigner(regionSet: $0, service: "s3", rules: .s3) }
         self.logger = logger
         self.metrics = S3Metrics(factory: metricsFactory ?? MetricsSystem.factory)
         if let httpClient {
@@ -408,6 +416,31 @@ public final class S3Client: Sendable {
         }
     }
 
+    /// Signs with SigV4, or SigV4a when the configuration names a region set.
+    private func sign(
+        method: String, path: String, query: String, headers: [(name: String, value: String)],
+        payload: SigV4Signer.Payload, credentials: AWSCredentials
+    ) throws(S3Error) -> SigV4Signer.Signature {
+        let date = configuration.clock.now()
+        guard let sigV4aSigner else {
+            return signer.sign(method: method, path: path, query: query, headers: headers, payload: payload,
+                               credentials: credentials, date: date)
+        }
+        do {
+            let key: SigV4aSigner.SigningKey
+            if let cached = sigV4aKey.withLock({ $0 }), cached.accessKeyID == credentials.accessKeyID {
+                key = cached
+            } else {
+                key = try SigV4aSigner.signingKey(for: credentials)
+                sigV4aKey.withLock { $0 = key }
+            }
+            return try sigV4aSigner.sign(method: method, path: path, query: query, headers: headers, payload: payload,
+                                         credentials: credentials, key: key, date: date)
+        } catch {
+            throw S3Error(.credentials, "SigV4a signing failed: \(error)")
+        }
+    }
+
     /// Sends one operation with retries; returns a 2xx or 304 response, throws for anything else.
     func send(
         _ method: HTTPMethod, bucket: String?, key: String?, query: [(String, String)] = [],
@@ -433,9 +466,8 @@ public final class S3Client: Sendable {
             let credentials = try await resolveCredentials()
             var signedHeaders: [(name: String, value: String)] = [("Host", target.hostHeader)]
             for (name, value) in extraHeaders { signedHeaders.append((name, value)) }
-            let signature = signer.sign(method: method.rawValue, path: target.path, query: target.query,
-                                        headers: signedHeaders, payload: payload, credentials: credentials,
-                                        date: configuration.clock.now())
+            let signature = try sign(method: method.rawValue, path: target.path, query: target.query,
+                                     headers: signedHeaders, payload: payload, credentials: credentials)
             var httpHeaders = HTTPHeaders()
             for (name, value) in signedHeaders { httpHeaders.add(name: name, value: value) }
             for (name, value) in signature.headers { httpHeaders.add(name: name, value: value) }

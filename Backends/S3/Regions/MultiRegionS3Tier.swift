@@ -21,7 +21,7 @@ public import TierCacheHTTP
 ///   sharing one ``HTTPClient``.
 /// - Errors thrown are ``TierCacheError``: `timeout` when the deadline passes, `storage` when every
 ///   target failed or was skipped (the message lists each), `invalidConfiguration` for a target the
-///   client cannot reach (a bad endpoint, or SigV4a signing, which the S3 client does not do yet).
+///   client cannot reach (a bad endpoint). SigV4a targets are signed with SigV4a.
 ///   A miss everywhere is nil.
 public final class MultiRegionS3Tier: CacheTier {
     /// Tier settings; every one has a default.
@@ -142,16 +142,13 @@ public final class MultiRegionS3Tier: CacheTier {
     }
 
     /// The per-bucket tier of a target, created on first use.
-    /// - Throws: ``TierCacheError`` `invalidConfiguration` for a SigV4a target or a bad endpoint.
+    /// - Throws: ``TierCacheError`` `invalidConfiguration` for a bad endpoint.
     public func tier(for target: BucketTarget) throws -> S3Tier {
         if let tier = tiers.withLock({ $0[target] }) { return tier }
-        if target.signing.isSigV4a {
-            throw TierCacheError(.invalidConfiguration,
-                                 "\(target): SigV4a (Multi-Region Access Point) requests are not wired into S3Client yet")
-        }
         var clientConfiguration = clientTemplate
         clientConfiguration.region = target.region
         clientConfiguration.endpoint = target.resolvedEndpoint
+        clientConfiguration.sigV4aRegionSet = target.signing.regionSet
         let client: S3Client
         do {
             client = try S3Client(configuration: clientConfiguration, httpClient: httpClient, logger: logger,

@@ -280,8 +280,8 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         try await store(key, value: value, freshUntil: times.fresh, staleUntil: times.stale)
     }
 
-    /// Removes `key` from memory and every byte tier (write-behind tiers in order after any write
-    /// queued for the key).
+    /// Removes `key` from memory and every byte tier, awaited in each (lowest tier first, after any
+    /// write queued for the key); see ``TierChain/remove(_:)``.
     public func remove(_ key: CacheKey) async {
         memory?.remove(key)
         await chain.remove(key)

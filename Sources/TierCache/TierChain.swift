@@ -256,9 +256,16 @@ public final class TierChain: Sendable {
         await write(.put(entry))
     }
 
-    /// Removes `key` from every tier, in order after any queued write for it.
+    /// Removes `key` from every tier: lowest tier first, each awaited (write-behind tiers too,
+    /// after any write queued for the key), so that once this returns no tier holds the entry for
+    /// another process's read to copy back up. A read that fetched the entry from a lower tier
+    /// just before the remove reached it can still promote it afterwards; docs/reliability.md
+    /// says when that matters.
     public func remove(_ key: CacheKey) async {
-        await write(.remove(key))
+        for index in tiers.indices.reversed() {
+            await writes.last(for: key, tier: index)?.value
+            await perform(.remove(key), on: index)
+        }
     }
 
     private func write(_ operation: Write) async {

@@ -131,13 +131,17 @@ private func entry(_ key: CacheKey, clock: ManualCacheClock, fresh: Duration = .
         let k = try key("h")
         await chain.put(entry(k, clock: clock, payload: [1]))
         await chain.put(entry(k, clock: clock, payload: [2]))
+        #expect(chain.pendingWrites == 2)
+        // A remove waits for the writes queued before it and is itself awaited.
         await chain.remove(k)
+        #expect(chain.pendingWrites == 0)
+        #expect(try await slow.base.get(k) == nil)
         await chain.put(entry(k, clock: clock, payload: [3]))
-        #expect(chain.pendingWrites > 0)
+        await chain.put(entry(k, clock: clock, payload: [4]))
         let result = await chain.flush(deadline: .seconds(10))
         #expect(result.pending == 0)
-        #expect(result.completed == 4)
-        #expect(try await slow.base.get(k)?.payload == [3])
+        #expect(result.completed == 2)
+        #expect(try await slow.base.get(k)?.payload == [4])
     }
 
     @Test func flushDeadlineReportsWhatIsStillPending() async throws {

@@ -8,8 +8,11 @@ import Glibc
 #endif
 
 /// A moto S3 server started by the test on a free loopback port, standing for one region.
-/// Without `INITIAL_NO_AUTH_ACTION_COUNT` moto does not check signatures (the single-moto tests
-/// of the S3 client do, with scripts/start-moto.sh); here only routing and failover matter.
+/// These two run without signature checking, deliberately: moto's IAM hands out a random key pair
+/// per server, while the tier signs every region with one set of credentials (one IAM user, as in
+/// AWS), so two signature-checking servers could never both accept it. Signing is covered against
+/// the signature-checking moto of scripts/start-moto.sh (S3ClientMotoTests, S3TierMotoTests); here
+/// routing, failover and the circuit breaker are what is tested.
 final class MotoServer: @unchecked Sendable {
     let process: Process
     let endpoint: String

@@ -217,6 +217,11 @@ targets += [
     ),
 ]
 
+// The baseline the demo compares start-up against: a Swift hello world, no dependencies.
+targets += [
+    .executableTarget(name: "tiercache-hello", path: "Sources/tiercache-hello", swiftSettings: swiftSettings),
+]
+
 // The cold-start demo (`./scripts/demo.sh`): child processes of the report function
 // (Examples/ReportLambda, whose function source it shares) against the Runtime API emulator.
 targets += [
@@ -224,6 +229,7 @@ targets += [
         name: "tiercache-demo",
         dependencies: [
             "TierCache", "TierCacheLambda", "TierCacheDisk", "TierCacheS3", "TierCacheZstd", "TierCacheTesting",
+            "tiercache-hello",
             .product(name: "Logging", package: "swift-log"),
         ],
         swiftSettings: swiftSettings

@@ -130,6 +130,7 @@ public final class LambdaRuntimeAPIEmulator: Sendable {
         var shuttingDown = false
         var shutdownReason = "spindown"
         var nextCalls = 0
+        var firstNextAt: ContinuousClock.Instant?
     }
 
     /// The server underneath (its recorded requests and faults are available to tests).
@@ -224,6 +225,8 @@ public final class LambdaRuntimeAPIEmulator: Sendable {
     public var extensions: [Extension] { state.withLock { Array($0.extensions.values) } }
     /// Calls to `next` so far.
     public var nextCalls: Int { state.withLock { $0.nextCalls } }
+    /// When the runtime first asked for an event: the end of its INIT, "ready for the first event".
+    public var firstNextAt: ContinuousClock.Instant? { state.withLock { $0.firstNextAt } }
     /// Whether an extension has an undelivered event.
     public var pendingExtensionEvents: Int { state.withLock { $0.extensionEvents.values.reduce(0) { $0 + $1.count } } }
 
@@ -307,6 +310,7 @@ public final class LambdaRuntimeAPIEmulator: Sendable {
         state.withLock { state in
             state.nextCalls += 1
             state.initDone = true
+            if state.firstNextAt == nil { state.firstNextAt = .now }
         }
         while !isStopping() {
             enum Step { case wait, shutdown, deliver(Invocation) }

@@ -12,6 +12,8 @@ import TierCacheTesting
 
 /// One child process's cold start.
 struct ColdStart {
+    /// From spawning the process to its first `GET .../invocation/next`.
+    var readyMs: Double
     var initMs: Double
     var hydrationMs: Double
     var firstResponseMs: Double
@@ -127,6 +129,13 @@ enum Demo {
 
         let speedup = p(full.map(\.initMs), 0.5) / p(hydrated.map(\.initMs), 0.5)
         print("\nhydrated INIT is \(f(speedup))x shorter than full init at p50 (goal >= 5x)")
+        let hello = (0..<options.runs).compactMap { _ in helloWorldMs() }
+        if !hello.isEmpty {
+            let ready = p(hydrated.map(\.readyMs), 0.5), baseline = p(hello, 0.5)
+            print("ready for the first event (spawn to first /next), hydrated p50 \(f(ready)) ms; full init p50 "
+                  + "\(f(p(full.map(\.readyMs), 0.5))) ms; a Swift hello world, spawn to exit, p50 \(f(baseline)) ms: "
+                  + "\(f(ready / baseline))x a hello world")
+        }
         if options.bucket == nil, let ratio = compressionRatio(bucketDir: bucketDir) {
             print("stored state: \(ratio.stored) bytes for \(ratio.raw) bytes serialized: compression ratio \(f(Double(ratio.raw) / Double(ratio.stored)))")
         }
@@ -161,6 +170,7 @@ enum Demo {
             throw TierCacheError(.timeout, "no answer within 60 s")
         }
         let firstResponse = outcome.receivedAt - start
+        let ready = (emulator.firstNextAt ?? outcome.receivedAt) - start
         emulator.shutdown(deadline: .seconds(2))
         let output = child.wait()
         guard outcome.kind == .response else { throw TierCacheError(.storage, "the function failed: \(outcome.text)") }
@@ -170,13 +180,32 @@ enum Demo {
         }
         let metrics = try JSONDecoder().decode([String: Value].self, from: Data(line.utf8))
         return ColdStart(
+            readyMs: milliseconds(ready),
             initMs: metrics["InitDuration"]?.number ?? .nan,
             hydrationMs: metrics["HydrationDuration"]?.number ?? .nan,
-            firstResponseMs: Double(firstResponse.components.seconds) * 1000 + Double(firstResponse.components.attoseconds) / 1e15,
+            firstResponseMs: milliseconds(firstResponse),
             initKind: answer["init"]?.text ?? "?",
             hits: metrics["\(tier).Hits"]?.number ?? 0,
             misses: metrics["\(tier).Misses"]?.number ?? 0,
             bytesRead: metrics["\(tier).BytesRead"]?.number ?? 0)
+    }
+
+    static func milliseconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+    }
+
+    /// Spawn-to-exit of a Swift hello world (tiercache-hello, built beside this executable).
+    static func helloWorldMs() -> Double? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let hello = String(exe[..<(exe.lastIndex(of: "/") ?? exe.startIndex)]) + "/tiercache-hello"
+        guard access(hello, X_OK) == 0 else { return nil }
+        let start = ContinuousClock.now
+        guard let child = try? Child(arguments: [hello], environment: [:]) else { return nil }
+        _ = child.wait()
+        return milliseconds(ContinuousClock.now - start)
     }
 
     /// A JSON scalar or anything else (ignored).

@@ -1,0 +1,2 @@
+// A Swift hello world: the start-up baseline the cold-start demo compares against.
+print("hello, world")

@@ -96,30 +96,40 @@ final class SIEVEPolicy: EvictionPolicy {
     private var hand = -1
 
     init() {
-        capacity = 64
-        visited = .allocate(capacity: capacity)
-        visited.initialize(repeating: false, count: capacity)
+        capacity = 128
+        visited = Self.allocate(capacity)
     }
 
     deinit {
-        visited.deallocate()
+        UnsafeMutableRawPointer(visited).deallocate()
+    }
+
+    /// Cache-line aligned and a multiple of two lines, so shards' bitmaps never share a line.
+    private static func allocate(_ capacity: Int) -> UnsafeMutablePointer<Bool> {
+        let bytes = (capacity + 127) & ~127
+        let pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128).bindMemory(to: Bool.self, capacity: bytes)
+        pointer.initialize(repeating: false, count: bytes)
+        return pointer
     }
 
     func didInsert(slot: Int) {
         list.pushHead(slot)
         if slot >= capacity {
-            let grown = max(slot + 1, capacity * 2)
-            let bigger = UnsafeMutablePointer<Bool>.allocate(capacity: grown)
-            bigger.initialize(from: visited, count: capacity)
-            (bigger + capacity).initialize(repeating: false, count: grown - capacity)
-            visited.deallocate()
+            let grown = (max(slot + 1, capacity * 2) + 127) & ~127
+            let bigger = Self.allocate(grown)
+            bigger.update(from: visited, count: capacity)
+            UnsafeMutableRawPointer(visited).deallocate()
             visited = bigger
             capacity = grown
         }
         visited[slot] = false
     }
 
-    func didAccess(slot: Int) { visited[slot] = true }
+    // Only writes when the bit changes: a hot entry's line then stays shared between the cores
+    // reading it instead of bouncing between them.
+    func didAccess(slot: Int) {
+        if !visited[slot] { visited[slot] = true }
+    }
 
     func didRemove(slot: Int) {
         if hand == slot { hand = list.prevOf(slot) }

@@ -107,17 +107,30 @@ public final class MemoryTier<Value: Sendable>: Sendable {
 
     // The read path is inlinable so that it is specialized for the caller's `Value`: unspecialized
     // generic code, copying values through witness tables, costs several times a dictionary hit.
-    // State lives behind a pointer, in parallel arrays, and is touched only under `lock`: a class's
-    // stored properties would pay a dynamic exclusivity check on every access.
+    // State lives behind a pointer and is touched only under `lock` (a class's stored properties
+    // would pay a dynamic exclusivity check on every access); what a hit reads sits in one `Slot`.
     @usableFromInline
     final class Shard: @unchecked Sendable {
+        /// What a hit reads, together in one element so that it costs one cache line.
+        @usableFromInline
+        struct Slot {
+            @usableFromInline var staleUntil: WallTime
+            @usableFromInline var freshUntil: WallTime
+            @usableFromInline var value: Value?
+
+            @usableFromInline
+            init(staleUntil: WallTime, freshUntil: WallTime, value: Value?) {
+                self.staleUntil = staleUntil
+                self.freshUntil = freshUntil
+                self.value = value
+            }
+        }
+
         @usableFromInline
         struct State {
             @usableFromInline var index: [CacheKey: Int] = [:]
+            @usableFromInline var slots: ContiguousArray<Slot> = []
             @usableFromInline var keys: [CacheKey?] = []
-            @usableFromInline var values: [Value?] = []
-            @usableFromInline var freshUntil: [WallTime] = []
-            @usableFromInline var staleUntil: [WallTime] = []
             @usableFromInline var weights: [Int] = []
             @usableFromInline var freeSlots: [Int] = []
             @usableFromInline var bytes = 0
@@ -152,14 +165,14 @@ public final class MemoryTier<Value: Sendable>: Sendable {
             lock.lock()
             defer { lock.unlock() }
             guard let slot = state.pointee.index[key] else { return nil }
-            let staleUntil = state.pointee.staleUntil[slot]
+            let staleUntil = state.pointee.slots[slot].staleUntil
             guard now < staleUntil else {
                 removeSlot(slot)
                 return nil
             }
             policy.didAccess(slot: slot)
-            guard let value = state.pointee.values[slot] else { return nil }
-            return Hit(value: value, freshUntil: state.pointee.freshUntil[slot], staleUntil: staleUntil)
+            guard let value = state.pointee.slots[slot].value else { return nil }
+            return Hit(value: value, freshUntil: state.pointee.slots[slot].freshUntil, staleUntil: staleUntil)
         }
 
         /// Returns the number of entries evicted to make room.
@@ -176,16 +189,12 @@ public final class MemoryTier<Value: Sendable>: Sendable {
                 if let free = state.pointee.freeSlots.popLast() {
                     slot = free
                     state.pointee.keys[slot] = key
-                    state.pointee.values[slot] = value
-                    state.pointee.freshUntil[slot] = freshUntil
-                    state.pointee.staleUntil[slot] = staleUntil
+                    state.pointee.slots[slot] = Slot(staleUntil: staleUntil, freshUntil: freshUntil, value: value)
                     state.pointee.weights[slot] = weight
                 } else {
                     slot = state.pointee.keys.count
                     state.pointee.keys.append(key)
-                    state.pointee.values.append(value)
-                    state.pointee.freshUntil.append(freshUntil)
-                    state.pointee.staleUntil.append(staleUntil)
+                    state.pointee.slots.append(Slot(staleUntil: staleUntil, freshUntil: freshUntil, value: value))
                     state.pointee.weights.append(weight)
                 }
                 state.pointee.index[key] = slot
@@ -215,7 +224,7 @@ public final class MemoryTier<Value: Sendable>: Sendable {
             state.pointee.index[key] = nil
             state.pointee.bytes -= state.pointee.weights[slot]
             state.pointee.keys[slot] = nil
-            state.pointee.values[slot] = nil
+            state.pointee.slots[slot].value = nil
             state.pointee.freeSlots.append(slot)
             policy.didRemove(slot: slot)
         }

@@ -5,16 +5,15 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TierCache
 
-/// Reusable C state (a compression or decompression context and its scratch buffer) handed to
-/// one caller at a time.
+/// Reusable C state (a codec's compression or decompression context and its scratch buffer)
+/// handed to one caller at a time; shared by the codec modules.
 ///
 /// `acquire` pops an idle context under the project's ``Lock`` (no allocation once the pool is
 /// warm), `release` pushes it back; contexts above `limit` idle ones are freed. A context is
 /// owned by exactly one caller between acquire and release, which is what makes the
 /// `@unchecked Sendable` hand-over sound.
-final class ContextPool<Context: AnyObject>: @unchecked Sendable {
+package final class ContextPool<Context: AnyObject>: @unchecked Sendable {
     private let idle: LockedValueBox<[Context]>
     private let limit: Int
     private let make: @Sendable () -> Context?
@@ -25,7 +24,7 @@ final class ContextPool<Context: AnyObject>: @unchecked Sendable {
     ///   - limit: how many idle contexts to keep.
     ///   - keep: whether a released context is worth keeping (false frees it: a context that
     ///     grew huge for one rare large payload should not pin that memory).
-    init(limit: Int = 16, keep: @escaping @Sendable (Context) -> Bool = { _ in true }, make: @escaping @Sendable () -> Context?) {
+    package init(limit: Int = 16, keep: @escaping @Sendable (Context) -> Bool = { _ in true }, make: @escaping @Sendable () -> Context?) {
         self.limit = limit
         self.keep = keep
         self.make = make
@@ -35,12 +34,12 @@ final class ContextPool<Context: AnyObject>: @unchecked Sendable {
     }
 
     /// An idle context, or a new one; nil only when the C library cannot allocate one.
-    func acquire() -> Context? {
+    package func acquire() -> Context? {
         if let context = idle.withLock({ $0.popLast() }) { return context }
         return make()
     }
 
-    func release(_ context: Context) {
+    package func release(_ context: Context) {
         guard keep(context) else { return }
         var dropped: Context? = context
         idle.withLock { contexts in
@@ -57,13 +56,15 @@ final class ContextPool<Context: AnyObject>: @unchecked Sendable {
 /// A malloc'ed byte buffer that grows on demand and is given back to the system when a rare
 /// large payload left it bigger than `retainLimit`. A class, owned by one context, so that using
 /// it costs no exclusivity bookkeeping on the hot path.
-final class ScratchBuffer {
+package final class ScratchBuffer {
     private var pointer: UnsafeMutableRawPointer?
     private var capacity = 0
-    static let retainLimit = 8 << 20
+    package static let retainLimit = 8 << 20
+
+    package init() {}
 
     /// A buffer of at least `count` bytes, or nil when malloc fails.
-    func reserve(_ count: Int) -> UnsafeMutableRawPointer? {
+    package func reserve(_ count: Int) -> UnsafeMutableRawPointer? {
         if capacity >= count, let pointer { return pointer }
         free(pointer)
         let fresh = malloc(max(count, 1))
@@ -72,11 +73,11 @@ final class ScratchBuffer {
         return fresh
     }
 
-    func trim() {
+    package func trim() {
         if capacity > Self.retainLimit { release() }
     }
 
-    func release() {
+    package func release() {
         free(pointer)
         pointer = nil
         capacity = 0
@@ -87,7 +88,7 @@ final class ScratchBuffer {
 
 /// An array holding a copy of `count` bytes at `source` (one memcpy).
 @inline(__always)
-func copyBytes(_ source: UnsafeRawPointer, count: Int) -> [UInt8] {
+package func copyBytes(_ source: UnsafeRawPointer, count: Int) -> [UInt8] {
     [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
         if let base = buffer.baseAddress, count > 0 { memcpy(base, source, count) }
         initialized = count

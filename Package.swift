@@ -113,14 +113,16 @@ targets += [
         path: "Codecs/LZ4",
         swiftSettings: swiftSettings
     ),
+    // Corpus, seeded generator and frame mutation shared by the two codec test targets.
+    .target(name: "CodecTestSupport", path: "Tests/CodecTestSupport", swiftSettings: swiftSettings),
     .testTarget(
         name: "TierCacheZstdTests",
-        dependencies: ["TierCache", "TierCacheZstd"],
+        dependencies: ["TierCache", "TierCacheZstd", "CodecTestSupport"],
         swiftSettings: swiftSettings
     ),
     .testTarget(
         name: "TierCacheLZ4Tests",
-        dependencies: ["TierCache", "TierCacheLZ4"],
+        dependencies: ["TierCache", "TierCacheLZ4", "CodecTestSupport"],
         swiftSettings: swiftSettings
     ),
 ]

@@ -1,22 +1,23 @@
+// Shared by the zstd and lz4 test targets: the corpus, a seeded generator and frame mutation.
 import Foundation
 
 /// The benchmark corpus (bench-data/ at the repository root).
-enum Corpus {
-    static let directory: String = {
+public enum Corpus {
+    public static let directory: String = {
         var url = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { url.deleteLastPathComponent() }
         return url.appendingPathComponent("bench-data").path
     }()
 
-    static let files = ["partitions.json", "s3-examples.json", "endpoints.json"]
+    public static let files = ["partitions.json", "s3-examples.json", "endpoints.json"]
 
-    static func read(_ name: String) throws -> [UInt8] {
+    public static func read(_ name: String) throws -> [UInt8] {
         [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)))
     }
 
     /// endpoints.json split into one record per (partition, service): each record is the
     /// service's JSON object under its partition and service names, keys sorted.
-    static func endpointRecords() throws -> [[UInt8]] {
+    public static func endpointRecords() throws -> [[UInt8]] {
         try cachedRecords.get()
     }
 
@@ -42,7 +43,7 @@ enum Corpus {
 }
 
 /// Any JSON document, to split the corpus without a schema.
-enum JSONValue: Codable, Equatable {
+public enum JSONValue: Codable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
@@ -50,7 +51,7 @@ enum JSONValue: Codable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() { self = .null }
         else if let value = try? container.decode(Bool.self) { self = .bool(value) }
@@ -60,7 +61,7 @@ enum JSONValue: Codable, Equatable {
         else { self = .object(try container.decode([String: JSONValue].self)) }
     }
 
-    func encode(to encoder: any Encoder) throws {
+    public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
@@ -74,10 +75,10 @@ enum JSONValue: Codable, Equatable {
 }
 
 /// A seeded generator (SplitMix64), so a failing fuzz case can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+public struct SeededGenerator: RandomNumberGenerator {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -85,13 +86,13 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 
-    mutating func bytes(_ count: Int) -> [UInt8] {
+    public mutating func bytes(_ count: Int) -> [UInt8] {
         (0..<count).map { _ in UInt8.random(in: 0...255, using: &self) }
     }
 }
 
 /// Applies 1-4 random edits (flip, overwrite, insert, delete, truncate, extend) to `frame`.
-func mutate(_ frame: [UInt8], using rng: inout SeededGenerator) -> [UInt8] {
+public func mutate(_ frame: [UInt8], using rng: inout SeededGenerator) -> [UInt8] {
     var bytes = frame
     for _ in 0..<Int.random(in: 1...4, using: &rng) {
         switch Int.random(in: 0..<6, using: &rng) {
@@ -114,7 +115,7 @@ func mutate(_ frame: [UInt8], using rng: inout SeededGenerator) -> [UInt8] {
 }
 
 /// A compressible payload of `count` bytes cut from real JSON.
-func jsonPayload(_ count: Int) throws -> [UInt8] {
+public func jsonPayload(_ count: Int) throws -> [UInt8] {
     let source = try Corpus.read("s3-examples.json")
     var out: [UInt8] = []
     while out.count < count { out += source.prefix(count - out.count) }

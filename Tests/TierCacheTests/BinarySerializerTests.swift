@@ -142,6 +142,65 @@ struct Custom: Codable, Equatable {
     }
 }
 
+/// Every primitive through a hand-written unkeyed container and through single-value wrappers.
+struct Primitives: Codable, Equatable {
+    var values: (Bool, Float, Int8, Int16, Int32, Int64, UInt, UInt8, UInt16, UInt32, UInt64, Double, String, Int)
+    var absent: Int?
+    var wrapped: [Wrapper<Float>]
+    var wrappedOptional: Wrapper<Int?>
+
+    static func == (lhs: Primitives, rhs: Primitives) -> Bool {
+        // Tuples of more than six elements have no ==; their descriptions print every bit that matters here.
+        "\(lhs.values)" == "\(rhs.values)" && lhs.absent == rhs.absent && lhs.wrapped == rhs.wrapped && lhs.wrappedOptional == rhs.wrappedOptional
+    }
+
+    struct Wrapper<T: Codable & Equatable>: Codable, Equatable {
+        var value: T
+        init(_ value: T) { self.value = value }
+        init(from decoder: any Decoder) throws { value = try decoder.singleValueContainer().decode(T.self) }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        }
+    }
+
+    init(values: (Bool, Float, Int8, Int16, Int32, Int64, UInt, UInt8, UInt16, UInt32, UInt64, Double, String, Int),
+         absent: Int?, wrapped: [Wrapper<Float>], wrappedOptional: Wrapper<Int?>) {
+        self.values = values
+        self.absent = absent
+        self.wrapped = wrapped
+        self.wrappedOptional = wrappedOptional
+    }
+
+    enum Keys: CodingKey { case values, absent, wrapped, wrappedOptional }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Keys.self)
+        var list = container.nestedUnkeyedContainer(forKey: .values)
+        let v = values
+        try list.encode(v.0); try list.encode(v.1); try list.encode(v.2); try list.encode(v.3); try list.encode(v.4)
+        try list.encode(v.5); try list.encode(v.6); try list.encode(v.7); try list.encode(v.8); try list.encode(v.9)
+        try list.encode(v.10); try list.encode(v.11); try list.encode(v.12); try list.encode(v.13)
+        if let absent { try list.encode(absent) } else { try list.encodeNil() }
+        try container.encode(wrapped, forKey: .wrapped)
+        try container.encode(wrappedOptional, forKey: .wrappedOptional)
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Keys.self)
+        var list = try container.nestedUnkeyedContainer(forKey: .values)
+        #expect(list.count == 15)
+        values = (try list.decode(Bool.self), try list.decode(Float.self), try list.decode(Int8.self), try list.decode(Int16.self),
+                  try list.decode(Int32.self), try list.decode(Int64.self), try list.decode(UInt.self), try list.decode(UInt8.self),
+                  try list.decode(UInt16.self), try list.decode(UInt32.self), try list.decode(UInt64.self), try list.decode(Double.self),
+                  try list.decode(String.self), try list.decode(Int.self))
+        absent = try list.decodeNil() ? nil : try list.decode(Int.self)
+        #expect(list.isAtEnd)
+        wrapped = try container.decode([Wrapper<Float>].self, forKey: .wrapped)
+        wrappedOptional = try container.decode(Wrapper<Int?>.self, forKey: .wrappedOptional)
+    }
+}
+
 class Animal: Codable, Equatable {
     var name: String
     init(name: String) { self.name = name }
@@ -291,6 +350,15 @@ struct BinarySerializerTests {
         _ = try roundTrip([Int: Int]())
         _ = try roundTrip(["", "\u{0}", "é", "e\u{301}", "日本語", "👩‍👩‍👧‍👦", String(repeating: "ß", count: 1000)])
         _ = try roundTrip(["🔑": "値"])
+    }
+
+    @Test func everyPrimitiveThroughEveryContainer() throws {
+        _ = try roundTrip(Primitives(
+            values: (true, -1.5, .min, .min, .min, .min, .max, .max, .max, .max, .max, -0.0, "ü", .min),
+            absent: nil, wrapped: [.init(.infinity), .init(0)], wrappedOptional: .init(nil)))
+        _ = try roundTrip(Primitives(
+            values: (false, .greatestFiniteMagnitude, .max, .max, .max, .max, 0, 0, 0, 0, 0, .infinity, "", .max),
+            absent: 42, wrapped: [], wrappedOptional: .init(7)))
     }
 
     @Test func customContainersAndClasses() throws {

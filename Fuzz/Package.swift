@@ -14,7 +14,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 func fuzzTarget(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
-    .executableTarget(name: "fuzz-\(name)", dependencies: dependencies, path: "Sources/\(name)",
+    .executableTarget(name: "fuzz-\(name)", dependencies: dependencies + ["FuzzSupport"], path: "Sources/\(name)",
                       swiftSettings: swiftSettings)
 }
 
@@ -23,6 +23,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [.package(name: "swift-tiercache", path: "..")],
     targets: [
+        .target(name: "FuzzSupport", path: "Sources/support", swiftSettings: swiftSettings),
         fuzzTarget("envelope", [.product(name: "TierCache", package: "swift-tiercache")]),
         fuzzTarget("binary", [.product(name: "TierCache", package: "swift-tiercache")]),
         fuzzTarget("zstd", [

@@ -1,3 +1,4 @@
+import FuzzSupport
 import TierCache
 import TierCacheZstd
 
@@ -40,46 +41,15 @@ func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 import Glibc
 #endif
 
-func writeSeed(_ name: String, _ bytes: [UInt8]) {
-    guard let folder = getenv("TIERCACHE_FUZZ_WRITE_SEEDS").map({ String(cString: $0) }) else { return }
-    guard let file = fopen(folder + "/" + name, "wb") else { fatalError("cannot write \(folder)/\(name)") }
-    _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
-    fclose(file)
-}
-
-func le32(_ value: Int) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) } }
-
 func writeSeeds() throws {
     let text = Array(String(repeating: "the quick brown fox jumps over the lazy dog. ", count: 20).utf8)
     writeSeed("text", le32(text.count) + (try codec.compress(text)!.bytes))
     writeSeed("empty", le32(0))
 }
 
-// MARK: libFuzzer entry points
-// SwiftPM links an executable with `main` aliased to `fuzz_zstd_main`; with -parse-as-library
-// there is no Swift main, so this one hands control to libFuzzer's driver.
-
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
-@_cdecl("LLVMFuzzerTestOneInput")
-public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    var empty: UInt8 = 0
-    guard let data, size > 0 else { return fuzzOne(&empty, 0) }
-    return fuzzOne(data, size)
-}
+// MARK: libFuzzer entry point (FuzzSupport does the rest)
 
 @_cdecl("fuzz_zstd_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    if getenv("TIERCACHE_FUZZ_WRITE_SEEDS") != nil {
-        do { try writeSeeds() } catch { fatalError("seeds: \(error)") }
-        return 0
-    }
-    var count = argc
-    var arguments = argv
-    return LLVMFuzzerRunDriver(&count, &arguments, { testOneInput($0, $1) })
+    runFuzzer(argc, argv, writeSeeds: writeSeeds, fuzzOne: fuzzOne)
 }

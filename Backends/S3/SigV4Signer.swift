@@ -107,21 +107,10 @@ public struct SigV4Signer: Sendable {
     ) -> Signature {
         let time = AWSTimestamp(date)
         let amzDate = time.amzDate
-        var extra: [(name: String, value: String)] = []
-        var signed = headers
-        if let token = credentials.sessionToken {
-            extra.append(("X-Amz-Security-Token", token))
-            if !omitSessionToken { signed.append(("X-Amz-Security-Token", token)) }
-        }
-        extra.append(("X-Amz-Date", amzDate))
-        signed.append(("X-Amz-Date", amzDate))
-        if addContentSHA256Header, !headers.contains(where: { Self.lowercased($0.name) == "x-amz-content-sha256" }) {
-            extra.append(("x-amz-content-sha256", payload.hash))
-            signed.append(("x-amz-content-sha256", payload.hash))
-        }
-        let (canonicalHeaders, signedHeaderNames) = Self.canonicalHeaders(signed)
-        let canonicalRequest = method + "\n" + canonicalPath(path) + "\n" + Self.canonicalQuery(query, adding: []) + "\n"
-            + canonicalHeaders + "\n" + signedHeaderNames + "\n" + payload.hash
+        var (extra, signed) = Self.signingHeaders(headers, credentials: credentials, amzDate: amzDate, payload: payload,
+                                                  addContentSHA256Header: addContentSHA256Header, omitSessionToken: omitSessionToken)
+        let (canonicalRequest, signedHeaderNames) = Self.canonicalRequest(method: method, canonicalPath: canonicalPath(path),
+                                                                          query: query, signed: signed, payloadHash: payload.hash)
         let scope = time.date + "/" + region + "/" + service + "/aws4_request"
         let stringToSign = Self.stringToSign(canonicalRequest, amzDate: amzDate, scope: scope)
         let signature = Self.signature(stringToSign, secret: credentials.secretAccessKey, date: time.date,
@@ -130,6 +119,41 @@ public struct SigV4Signer: Sendable {
                       "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaderNames), Signature=\(signature)"))
         return Signature(canonicalRequest: canonicalRequest, stringToSign: stringToSign, signature: signature,
                          headers: extra, query: query)
+    }
+
+    /// The headers a header signature adds (`extra`) and every header it signs (`signed`): the
+    /// session token, `X-Amz-Date`, `additional` (SigV4a's region set) and the payload hash unless
+    /// the caller sent one. Shared by SigV4 and SigV4a.
+    static func signingHeaders(
+        _ headers: [(name: String, value: String)], credentials: AWSCredentials, amzDate: String,
+        additional: [(name: String, value: String)] = [], payload: Payload,
+        addContentSHA256Header: Bool, omitSessionToken: Bool
+    ) -> (extra: [(name: String, value: String)], signed: [(name: String, value: String)]) {
+        var extra: [(name: String, value: String)] = []
+        var signed = headers
+        if let token = credentials.sessionToken {
+            extra.append(("X-Amz-Security-Token", token))
+            if !omitSessionToken { signed.append(("X-Amz-Security-Token", token)) }
+        }
+        extra.append(("X-Amz-Date", amzDate))
+        signed.append(("X-Amz-Date", amzDate))
+        extra += additional
+        signed += additional
+        if addContentSHA256Header, !headers.contains(where: { lowercased($0.name) == "x-amz-content-sha256" }) {
+            extra.append(("x-amz-content-sha256", payload.hash))
+            signed.append(("x-amz-content-sha256", payload.hash))
+        }
+        return (extra, signed)
+    }
+
+    /// The canonical request of a header signature and its signed-header list.
+    static func canonicalRequest(
+        method: String, canonicalPath: String, query: String, signed: [(name: String, value: String)], payloadHash: String
+    ) -> (request: String, signedHeaderNames: String) {
+        let (canonicalHeaders, signedHeaderNames) = canonicalHeaders(signed)
+        let request = method + "\n" + canonicalPath + "\n" + canonicalQuery(query, adding: []) + "\n"
+            + canonicalHeaders + "\n" + signedHeaderNames + "\n" + payloadHash
+        return (request, signedHeaderNames)
     }
 
     /// Presigns a request: the signature goes in the query string, so the URL alone authorizes it

@@ -134,23 +134,11 @@ public struct SigV4aSigner: Sendable {
         }
         let time = AWSTimestamp(date)
         let amzDate = time.amzDate
-        var extra: [(name: String, value: String)] = []
-        var signed = headers
-        if let token = credentials.sessionToken {
-            extra.append(("X-Amz-Security-Token", token))
-            if !omitSessionToken { signed.append(("X-Amz-Security-Token", token)) }
-        }
-        extra.append(("X-Amz-Date", amzDate))
-        signed.append(("X-Amz-Date", amzDate))
-        extra.append(("X-Amz-Region-Set", regionSet))
-        signed.append(("X-Amz-Region-Set", regionSet))
-        if addContentSHA256Header, !headers.contains(where: { SigV4Signer.lowercased($0.name) == "x-amz-content-sha256" }) {
-            extra.append(("x-amz-content-sha256", payload.hash))
-            signed.append(("x-amz-content-sha256", payload.hash))
-        }
-        let (canonicalHeaders, signedHeaderNames) = SigV4Signer.canonicalHeaders(signed)
-        let canonicalRequest = method + "\n" + canonicalPath(path) + "\n" + SigV4Signer.canonicalQuery(query, adding: []) + "\n"
-            + canonicalHeaders + "\n" + signedHeaderNames + "\n" + payload.hash
+        var (extra, signed) = SigV4Signer.signingHeaders(
+            headers, credentials: credentials, amzDate: amzDate, additional: [("X-Amz-Region-Set", regionSet)],
+            payload: payload, addContentSHA256Header: addContentSHA256Header, omitSessionToken: omitSessionToken)
+        let (canonicalRequest, signedHeaderNames) = SigV4Signer.canonicalRequest(
+            method: method, canonicalPath: canonicalPath(path), query: query, signed: signed, payloadHash: payload.hash)
         let scope = time.date + "/" + service + "/aws4_request"
         let stringToSign = Self.stringToSign(canonicalRequest, amzDate: amzDate, scope: scope)
         let signature = try Self.signature(stringToSign, key: key)

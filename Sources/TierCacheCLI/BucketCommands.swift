@@ -152,13 +152,7 @@ struct WarmCommand: ReportingCommand {
     @Option(name: .customLong("schema-version"), help: "Schema version of the keys.") var schemaVersion: UInt32 = 1
     @Flag(name: .customLong("strip-extension"), help: "Drop each file's extension from its key name (a.json -> a).")
     var stripExtension = false
-    @Option(help: ArgumentHelp("The serializer id recorded: raw (3, the file as bytes), json (1) or binary (2) when the file is a value the library's serializer wrote, or 128-255.", valueName: "raw|json|binary|id"))
-    var serializer: String = "json"
-    @Option(help: "Codec: zstd, lz4 or none.") var codec: String = "zstd"
-    @Option(help: "Compression level.") var level: Int?
-    @Option(help: ArgumentHelp("A zstd dictionary to compress with.", valueName: "file")) var dict: String?
-    @Option(help: "How long the entries stay fresh.") var ttl: String = "24h"
-    @Option(name: .customLong("stale-for"), help: "How long after --ttl a stale entry may still be served.") var staleFor: String = "0s"
+    @OptionGroup var wrap: WrapOptionGroup
     @Option(help: "Uploads in flight at once.") var concurrency: Int = 8
     @Flag(name: .customLong("dry-run"), help: "Show what would be written, write nothing.") var dryRun = false
     @OptionGroup var store: StoreOptions
@@ -182,15 +176,8 @@ struct WarmCommand: ReportingCommand {
     }
 
     func execute(_ console: Console) async throws(CLIError) {
-        guard let choice = CodecChoice(rawValue: codec.lowercased()) else {
-            throw .usage("--codec must be zstd, lz4 or none, not '\(codec)'")
-        }
         guard concurrency >= 1 else { throw .usage("--concurrency must be at least 1") }
-        var options = WrapOptions(codec: choice, level: level)
-        options.serializer = try parseSerializer(serializer)
-        options.ttl = try parseTTL(ttl, option: "--ttl")
-        options.staleFor = try parseTTL(staleFor, option: "--stale-for")
-        if let dict { options.dictionary = try Envelopes.loadDictionaries([dict]).first }
+        let options = try wrap.wrapOptions(defaultSerializer: .json)
 
         let parsed = try store.location(location)
         let namespace: String
@@ -233,7 +220,6 @@ struct WarmCommand: ReportingCommand {
         let progress = ProgressLine(dryRun ? "planning" : "warming", total: planned.count, console: console)
         defer { progress.finish() }
         let now = wallNow()
-        let wrap = options
         let dry = dryRun
         let items: [Item]
         do {
@@ -245,7 +231,7 @@ struct WarmCommand: ReportingCommand {
                     next += 1
                     group.addTask {
                         let bytes = try LocalFile.read(path)
-                        let entry = try Envelopes.wrap(bytes, key: key, options: wrap, now: now)
+                        let entry = try Envelopes.wrap(bytes, key: key, options: options, now: now)
                         if !dry { try await target.put(entry) }
                         return Item(file: path, key: key.rendered, destination: describe(key), bytes: bytes.count,
                                     storedBytes: entry.payload.count)

@@ -1,3 +1,4 @@
+import ArgumentParser
 import TierCache
 import TierCacheLZ4
 import TierCacheZstd
@@ -38,6 +39,33 @@ struct WrapOptions: Sendable {
     var staleFor: Duration = .zero
     var tags: [String: String] = [:]
     var etag: String?
+}
+
+/// The options `put` and `warm` share: how a file becomes an envelope.
+struct WrapOptionGroup: ParsableArguments {
+    @Option(help: ArgumentHelp("The serializer id recorded: raw (3, the file as bytes), json (1) or binary (2) when the file is a value the library's serializer wrote, or 128-255 (default: raw for put, json for warm).", valueName: "raw|json|binary|id"))
+    var serializer: String?
+    @Option(help: "Codec: zstd, lz4 or none.") var codec: String = "zstd"
+    @Option(help: "Compression level (zstd: -7...19, default 3; lz4: 0 fast, 1...12 high compression).") var level: Int?
+    @Option(help: ArgumentHelp("A zstd dictionary to compress with (tiercache dict train).", valueName: "file")) var dict: String?
+    @Option(help: "How long the entry stays fresh: 90s, 15m, 24h, 7d, 1h30m.") var ttl: String = "24h"
+    @Option(name: .customLong("stale-for"), help: "How long after --ttl a stale entry may still be served.") var staleFor: String = "0s"
+
+    /// The parsed options; `defaultSerializer` applies when `--serializer` is not given.
+    func wrapOptions(defaultSerializer: SerializerID) throws(CLIError) -> WrapOptions {
+        guard let choice = CodecChoice(rawValue: codec.lowercased()) else {
+            throw .usage("--codec must be zstd, lz4 or none, not '\(codec)'")
+        }
+        var options = WrapOptions(codec: choice, level: level)
+        options.serializer = try serializer.map(parseSerializer) ?? defaultSerializer
+        options.ttl = try parseTTL(ttl, option: "--ttl")
+        options.staleFor = try parseTTL(staleFor, option: "--stale-for")
+        if let dict {
+            guard choice == .zstd else { throw .usage("--dict needs --codec zstd") }
+            options.dictionary = try Envelopes.loadDictionaries([dict]).first
+        }
+        return options
+    }
 }
 
 enum Envelopes {

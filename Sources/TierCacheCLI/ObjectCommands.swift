@@ -27,13 +27,7 @@ struct PutCommand: ReportingCommand {
 
     @Argument(help: "s3://bucket/key, or a key (namespace/name[#vN]) with --disk.") var location: String
     @Argument(help: "The file to store; - reads stdin.") var file: String
-    @Option(help: ArgumentHelp("The serializer id recorded: raw (3, the file as bytes), json (1) or binary (2) when the file is a value the library's serializer wrote, or 128-255.", valueName: "raw|json|binary|id"))
-    var serializer: String = "raw"
-    @Option(help: "Codec: zstd, lz4 or none.") var codec: String = "zstd"
-    @Option(help: "Compression level (zstd: -7...19, default 3; lz4: 0 fast, 1...12 high compression).") var level: Int?
-    @Option(help: ArgumentHelp("A zstd dictionary to compress with (tiercache dict train).", valueName: "file")) var dict: String?
-    @Option(help: "How long the entry stays fresh: 90s, 15m, 24h, 7d, 1h30m.") var ttl: String = "24h"
-    @Option(name: .customLong("stale-for"), help: "How long after --ttl a stale entry may still be served.") var staleFor: String = "0s"
+    @OptionGroup var wrap: WrapOptionGroup
     @Option(help: ArgumentHelp("A tag stored in the envelope, repeatable.", valueName: "name=value")) var tag: [String] = []
     @Option(help: ArgumentHelp("The cache key to record, overriding the one taken from the location.", valueName: "namespace/name[#vN]"))
     var key: String?
@@ -59,17 +53,7 @@ struct PutCommand: ReportingCommand {
 
     func execute(_ console: Console) async throws(CLIError) {
         let location = try store.location(location)
-        guard let choice = CodecChoice(rawValue: codec.lowercased()) else {
-            throw .usage("--codec must be zstd, lz4 or none, not '\(codec)'")
-        }
-        var options = WrapOptions(codec: choice, level: level)
-        options.serializer = try parseSerializer(serializer)
-        options.ttl = try parseTTL(ttl, option: "--ttl")
-        options.staleFor = try parseTTL(staleFor, option: "--stale-for")
-        if let dict {
-            guard choice == .zstd else { throw .usage("--dict needs --codec zstd") }
-            options.dictionary = try Envelopes.loadDictionaries([dict]).first
-        }
+        var options = try wrap.wrapOptions(defaultSerializer: .rawBytes)
         for t in tag {
             guard let eq = t.firstIndex(of: "="), eq != t.startIndex else { throw .usage("--tag '\(t)' must be name=value") }
             options.tags[String(t[..<eq])] = String(t[t.index(after: eq)...])
@@ -121,7 +105,7 @@ struct PutCommand: ReportingCommand {
         if output.json {
             console.print(renderJSON(result))
         } else {
-            let codecText = entry.codecID == .identity && choice != .identity ? "stored raw: \(choice.rawValue) did not help" : entry.codecID.description
+            let codecText = entry.codecID == .identity && options.codec != .identity ? "stored raw: \(options.codec.rawValue) did not help" : entry.codecID.description
             console.print("put \(location): \(bytes.count) bytes -> \(entry.payload.count) stored (\(codecText), ratio \(formatRatio(result.ratio))), key \(cacheKey.rendered), fresh until \(formatHuman(entry.freshUntil, now: entry.createdAt))")
         }
     }

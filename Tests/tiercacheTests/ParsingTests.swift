@@ -1,3 +1,4 @@
+import ArgumentParser
 import Testing
 import TierCache
 import TierCacheS3
@@ -40,6 +41,27 @@ struct ParsingTests {
         #expect(try KeyText.parse("ns/a/b#v4") == CacheKey(namespace: "ns", name: "a/b", schemaVersion: 4))
         #expect(try KeyText.parse("ns/tag#1") == CacheKey(namespace: "ns", name: "tag#1"))
         #expect(throws: CLIError.self) { try KeyText.parse("../etc/passwd") }
+    }
+
+    @Test("put and warm parse their shared encoding options with one rule set, each with its own default serializer")
+    func wrapOptions() throws {
+        let put = try PutCommand.parse(["--disk", "/tmp/x", "a/b", "f", "--codec", "LZ4", "--level", "9", "--ttl", "15m"])
+        let putOptions = try put.wrap.wrapOptions(defaultSerializer: .rawBytes)
+        #expect(putOptions.serializer == .rawBytes)
+        #expect(putOptions.codec == .lz4)
+        #expect(putOptions.level == 9)
+        #expect(putOptions.ttl == .seconds(900))
+        let warm = try WarmCommand.parse(["--disk", "/tmp/x", "ns", "dir", "--stale-for", "1h", "--serializer", "binary"])
+        let warmOptions = try warm.wrap.wrapOptions(defaultSerializer: .json)
+        #expect(warmOptions.serializer == .binary)
+        #expect(warmOptions.codec == .zstd)
+        #expect(warmOptions.staleFor == .seconds(3600))
+        #expect(try WarmCommand.parse(["--disk", "/tmp/x", "ns", "dir"]).wrap.wrapOptions(defaultSerializer: .json).serializer == .json)
+        // A dictionary is a zstd feature, for warm as for put; bad values are usage errors.
+        for command in [["--codec", "lz4", "--dict", "d.zdict"], ["--codec", "brotli"], ["--ttl", "soon"], ["--serializer", "7"]] {
+            let parsed = try WarmCommand.parse(["--disk", "/tmp/x", "ns", "dir"] + command)
+            #expect(throws: CLIError.self, "\(command)") { try parsed.wrap.wrapOptions(defaultSerializer: .json) }
+        }
     }
 
     @Test("durations")

@@ -30,6 +30,13 @@ swift test --skip-build --no-parallel
 # The concurrent parts again under ThreadSanitizer (a build folder of its own).
 ./scripts/sanitize.sh thread
 
+# Every example package builds warning-free against this checkout (each has its own build folder,
+# so this is the slowest step: ~10 minutes on an idle 2-core machine). TIERCACHE_SKIP_EXAMPLES=1
+# skips it.
+if [[ ${TIERCACHE_SKIP_EXAMPLES:-0} != 1 ]]; then
+    ./scripts/build-examples.sh
+fi
+
 # A short fuzz pass (5,000 inputs per target, libFuzzer + ASan, a build folder of its own);
 # scripts/fuzz.sh with no argument runs the full 100,000. TIERCACHE_SKIP_FUZZ=1 skips it.
 if [[ ${TIERCACHE_SKIP_FUZZ:-0} != 1 ]]; then

@@ -113,8 +113,8 @@ targets += [
         path: "Codecs/LZ4",
         swiftSettings: swiftSettings
     ),
-    // Corpus, seeded generator and frame mutation shared by the two codec test targets.
-    .target(name: "CodecTestSupport", path: "Tests/CodecTestSupport", swiftSettings: swiftSettings),
+    // Corpus, seeded generator, frame mutation and limit checks shared by the two codec test targets.
+    .target(name: "CodecTestSupport", dependencies: ["TierCache"], path: "Tests/CodecTestSupport", swiftSettings: swiftSettings),
     .testTarget(
         name: "TierCacheZstdTests",
         dependencies: ["TierCache", "TierCacheZstd", "CodecTestSupport"],

@@ -109,31 +109,12 @@ import TierCacheLZ4
 
 @Suite struct LZ4LimitTests {
     @Test func declaredLengthAboveCeilingIsRejectedBeforeAllocating() throws {
-        let codec = try LZ4Codec()
-        let input = try Corpus.read("partitions.json")
-        let payload = try #require(try codec.compress(input))
-        for declared in [LZ4Codec.defaultMaximumDecompressedSize + 1, Int.max] {
-            #expect {
-                _ = try codec.decompress(payload.bytes, uncompressedLength: declared, dictionaryID: 0)
-            } throws: { ($0 as? TierCacheError)?.code == .sizeLimitExceeded }
-        }
-        #expect {
-            _ = try codec.decompress(payload.bytes, uncompressedLength: -1, dictionaryID: 0)
-        } throws: { ($0 as? TierCacheError)?.code == .codec }
+        try CodecLimitChecks.declaredLengthAboveCeiling(LZ4Codec(), ceiling: LZ4Codec.defaultMaximumDecompressedSize)
     }
 
     @Test func bombIsRejectedByAConfiguredCeiling() throws {
-        let bomb = [UInt8](repeating: 0, count: 16 << 20)
-        let payload = try #require(try LZ4Codec().compress(bomb))
-        #expect(payload.bytes.count < bomb.count / 100)
-        let reader = try LZ4Codec(configuration: .init(maximumDecompressedSize: 1 << 20))
-        #expect {
-            _ = try reader.decompress(payload.bytes, uncompressedLength: bomb.count, dictionaryID: 0)
-        } throws: { ($0 as? TierCacheError)?.code == .sizeLimitExceeded }
-        // Declaring less than the block holds stops at the declared length: an error, no overrun.
-        #expect {
-            _ = try reader.decompress(payload.bytes, uncompressedLength: 1000, dictionaryID: 0)
-        } throws: { ($0 as? TierCacheError)?.code == .codec }
+        try CodecLimitChecks.bombRejected(writer: LZ4Codec(), reader: LZ4Codec(configuration: .init(maximumDecompressedSize: 1 << 20)),
+                                          compressedAtMost: (16 << 20) / 100)
     }
 
     @Test func wrongDeclaredLengthsAreTypedErrors() throws {

@@ -181,32 +181,12 @@ import TierCacheZstd
 
 @Suite struct ZstdLimitTests {
     @Test func declaredLengthAboveCeilingIsRejectedBeforeAllocating() throws {
-        let codec = try ZstdCodec()
-        let input = try Corpus.read("partitions.json")
-        let payload = try #require(try codec.compress(input))
-        for declared in [ZstdCodec.defaultMaximumDecompressedSize + 1, Int.max] {
-            #expect {
-                _ = try codec.decompress(payload.bytes, uncompressedLength: declared, dictionaryID: 0)
-            } throws: { ($0 as? TierCacheError)?.code == .sizeLimitExceeded }
-        }
-        #expect {
-            _ = try codec.decompress(payload.bytes, uncompressedLength: -1, dictionaryID: 0)
-        } throws: { ($0 as? TierCacheError)?.code == .codec }
+        try CodecLimitChecks.declaredLengthAboveCeiling(ZstdCodec(), ceiling: ZstdCodec.defaultMaximumDecompressedSize)
     }
 
     @Test func bombIsRejectedByAConfiguredCeiling() throws {
-        // 16 MiB of zeros compresses to a few hundred bytes: a "bomb" for a reader capped at 1 MiB.
-        let bomb = [UInt8](repeating: 0, count: 16 << 20)
-        let payload = try #require(try ZstdCodec().compress(bomb))
-        #expect(payload.bytes.count < 4096)
-        let reader = try ZstdCodec(configuration: .init(maximumDecompressedSize: 1 << 20))
-        #expect {
-            _ = try reader.decompress(payload.bytes, uncompressedLength: bomb.count, dictionaryID: 0)
-        } throws: { ($0 as? TierCacheError)?.code == .sizeLimitExceeded }
-        // Lying about the length to get under the ceiling does not help: the frame declares 16 MiB.
-        #expect {
-            _ = try reader.decompress(payload.bytes, uncompressedLength: 1000, dictionaryID: 0)
-        } throws: { ($0 as? TierCacheError)?.code == .codec }
+        try CodecLimitChecks.bombRejected(writer: ZstdCodec(), reader: ZstdCodec(configuration: .init(maximumDecompressedSize: 1 << 20)),
+                                          compressedAtMost: 4096)
     }
 
     /// A frame that does not declare its content size (as streaming writers produce), holding one

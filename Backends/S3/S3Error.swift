@@ -9,6 +9,7 @@ public import TierCache
 public struct S3Error: Error, Sendable, Hashable, CustomStringConvertible {
     /// An S3 error code (`NoSuchKey`, `SlowDown`, …) or one of ours for local failures.
     public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        /// The name as S3 writes it.
         public let rawValue: String
         /// Creates a code; S3's codes are case-sensitive, as S3 sends them.
         public init(rawValue: String) { self.rawValue = rawValue }

@@ -1,5 +1,6 @@
 /// An AWS region name, open for regions this build does not know (`RawRepresentable`).
 public struct AWSRegion: RawRepresentable, Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    /// The name as S3 writes it.
     public let rawValue: String
     /// Creates a region from its name (`eu-west-1`).
     public init(rawValue: String) { self.rawValue = rawValue }
@@ -29,6 +30,7 @@ public struct AWSRegion: RawRepresentable, Hashable, Sendable, CustomStringConve
 
 /// An S3 storage class (`x-amz-storage-class`).
 public struct S3StorageClass: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The name as S3 writes it.
     public let rawValue: String
     /// Creates a storage class from S3's name for it.
     public init(rawValue: String) { self.rawValue = rawValue }

@@ -1,6 +1,8 @@
 /// Identifies a compression codec in the envelope. Ids below 128 are reserved for TierCache.
 public struct CodecID: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The id byte in the envelope.
     public let rawValue: UInt8
+    /// Wraps an id byte.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// Stored raw, uncompressed.

@@ -7,7 +7,9 @@ import Foundation
 /// Identifies a serializer in the envelope. Ids below 128 are reserved for TierCache; use 128
 /// and up for your own.
 public struct SerializerID: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The id byte in the envelope.
     public let rawValue: UInt8
+    /// Wraps an id byte.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// ``JSONSerializer``.

@@ -133,6 +133,7 @@ public final class DiskTier: CacheTier {
         public var bytesFreed: UInt64 = 0
     }
 
+    /// The tier's name in logs and metrics.
     public let name: String
     /// The configuration the tier was created with.
     public let configuration: Configuration

@@ -72,6 +72,7 @@ public final class MultiRegionS3Tier: CacheTier {
         }
     }
 
+    /// The tier's name in logs and metrics (``Configuration/name``).
     public var name: String { configuration.name }
     /// The configuration in use.
     public let configuration: Configuration
@@ -172,6 +173,12 @@ public final class MultiRegionS3Tier: CacheTier {
 
     // MARK: - CacheTier
 
+    /// Reads from the resolver's read targets in order under one deadline
+    /// (``Configuration/readTimeout``), skipping buckets whose circuit is open; a failing bucket
+    /// fails over to the next, and so does a miss when ``Configuration/missFallsThrough``.
+    /// - Returns: the first entry found; nil when a bucket answered that the key is absent.
+    /// - Throws: ``TierCacheError``: `.timeout` past the deadline, `.storage` when no bucket could
+    ///   answer. The chain counts either as a miss.
     public func get(_ key: CacheKey) async throws -> CacheEntry? {
         let targets = resolver.targets(for: .read, key: key)
         let deadline = ContinuousClock.now.advanced(by: configuration.readTimeout)
@@ -220,6 +227,9 @@ public final class MultiRegionS3Tier: CacheTier {
         throw TierCacheError(.storage, "no bucket could serve \(key.rendered): " + problems.joined(separator: "; "))
     }
 
+    /// Writes to the first write target (awaited) and replicates to the others, in the background
+    /// or awaited as ``Configuration`` says; replica failures are counted and logged.
+    /// - Throws: the home bucket's error, or `.invalidConfiguration` when the resolver gives no bucket.
     public func put(_ entry: CacheEntry) async throws {
         let targets = resolver.targets(for: .write, key: entry.key)
         guard let home = targets.first else {
@@ -241,6 +251,8 @@ public final class MultiRegionS3Tier: CacheTier {
         }
     }
 
+    /// Removes the key from every remove target at once.
+    /// - Throws: the home (first) bucket's error; replica failures are counted and logged.
     public func remove(_ key: CacheKey) async throws {
         let targets = resolver.targets(for: .remove, key: key)
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -222,35 +222,11 @@ public final class EMFMetricsFactory: MetricsFactory, Sendable {
         var seen = Set<String>()
         let unique = metrics.filter { metric in seen.insert(metric.name).inserted && !dimensions.contains(where: { $0.0 == metric.name }) }
         var out = "{\"_aws\":{\"Timestamp\":\(timestamp.millisecondsSince1970),\"CloudWatchMetrics\":[{\"Namespace\":"
-        out += quote(namespace)
-        out += ",\"Dimensions\":[[" + dimensions.map { quote($0.0) }.joined(separator: ",") + "]]"
-        out += ",\"Metrics\":[" + unique.map { "{\"Name\":\(quote($0.name)),\"Unit\":\(quote($0.unit))}" }.joined(separator: ",") + "]}]}"
-        for (name, value) in dimensions { out += ",\(quote(name)):\(quote(value))" }
-        for metric in unique { out += ",\(quote(metric.name)):\(number(metric.value))" }
+        out += JSONText.quoted(namespace)
+        out += ",\"Dimensions\":[[" + dimensions.map { JSONText.quoted($0.0) }.joined(separator: ",") + "]]"
+        out += ",\"Metrics\":[" + unique.map { "{\"Name\":\(JSONText.quoted($0.name)),\"Unit\":\(JSONText.quoted($0.unit))}" }.joined(separator: ",") + "]}]}"
+        for (name, value) in dimensions { out += ",\(JSONText.quoted(name)):\(JSONText.quoted(value))" }
+        for metric in unique { out += ",\(JSONText.quoted(metric.name)):\(JSONText.number(metric.value))" }
         return out + "}"
-    }
-
-    static func number(_ value: Double) -> String {
-        guard value.isFinite else { return "0" }
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-        return "\(value)"
-    }
-
-    static func quote(_ string: String) -> String {
-        var out = "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

@@ -433,24 +433,9 @@ private enum JSONValue: Sendable {
     private func render() -> String {
         switch self {
         case .string(let s):
-            var out = "\""
-            for scalar in s.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                default:
-                    if scalar.value < 0x20 {
-                        let hex = String(scalar.value, radix: 16)
-                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                    } else {
-                        out.unicodeScalars.append(scalar)
-                    }
-                }
-            }
-            return out + "\""
+            return JSONText.quoted(s)
         case .number(let n):
-            return n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : String(n)
+            return JSONText.number(n)
         case .object(let fields):
             return "{" + fields.sorted { $0.key < $1.key }.map { JSONValue.string($0.key).render() + ":" + $0.value.render() }.joined(separator: ",") + "}"
         }

@@ -19,7 +19,9 @@ public protocol EvictionPolicy: AnyObject {
 public struct EvictionPolicyFactory: Sendable {
     /// A name for logs.
     public let name: String
-    let make: @Sendable () -> any EvictionPolicy
+    /// Nil for the built-in SIEVE, which the memory tier runs in-line rather than through
+    /// ``EvictionPolicy`` (a hit then costs a byte test, not a protocol call).
+    let make: (@Sendable () -> any EvictionPolicy)?
 
     /// A policy of your own.
     public static func custom(name: String, _ make: @escaping @Sendable () -> any EvictionPolicy) -> Self {
@@ -31,7 +33,7 @@ public struct EvictionPolicyFactory: Sendable {
 
     /// SIEVE (Zhang et al., NSDI'24): a FIFO queue with a visited bit and a moving hand. Simpler
     /// than LRU (a hit only sets a bit) and fewer misses on skewed workloads; the default.
-    public static let sieve = Self(name: "sieve", make: { SIEVEPolicy() })
+    public static let sieve = Self(name: "sieve", make: nil)
 }
 
 /// Intrusive doubly linked list over slot numbers, shared by both built-in policies.
@@ -86,62 +88,32 @@ final class LRUPolicy: EvictionPolicy {
     func victim() -> Int? { list.tail >= 0 ? list.tail : nil }
 }
 
-final class SIEVEPolicy: EvictionPolicy {
+/// SIEVE's queue and hand. The visited bits live with the memory-tier shard that runs it (one
+/// byte per slot, set by a hit only when it changes, so a hot entry's line stays shared between
+/// the cores reading it); every call passes them in, under the shard's lock.
+struct SIEVEQueue {
     private var list = SlotList()
-    // A hit only sets this bit, so it lives behind a pointer: an array in a class property would
-    // pay a dynamic exclusivity check on every hit.
-    private var visited: UnsafeMutablePointer<Bool>
-    private var capacity: Int
     /// Where the hand stands; -1 means "start from the tail".
     private var hand = -1
 
-    init() {
-        capacity = 128
-        visited = Self.allocate(capacity)
-    }
-
-    deinit {
-        UnsafeMutableRawPointer(visited).deallocate()
-    }
-
-    /// Cache-line aligned and a multiple of two lines, so shards' bitmaps never share a line.
-    private static func allocate(_ capacity: Int) -> UnsafeMutablePointer<Bool> {
-        let bytes = (capacity + 127) & ~127
-        let pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128).bindMemory(to: Bool.self, capacity: bytes)
-        pointer.initialize(repeating: false, count: bytes)
-        return pointer
-    }
-
-    func didInsert(slot: Int) {
+    mutating func didInsert(slot: Int, visited: UnsafeMutablePointer<UInt8>) {
         list.pushHead(slot)
-        if slot >= capacity {
-            let grown = (max(slot + 1, capacity * 2) + 127) & ~127
-            let bigger = Self.allocate(grown)
-            bigger.update(from: visited, count: capacity)
-            UnsafeMutableRawPointer(visited).deallocate()
-            visited = bigger
-            capacity = grown
-        }
-        visited[slot] = false
+        visited[slot] = 0
     }
 
-    // Only writes when the bit changes: a hot entry's line then stays shared between the cores
-    // reading it instead of bouncing between them.
-    func didAccess(slot: Int) {
-        if !visited[slot] { visited[slot] = true }
-    }
-
-    func didRemove(slot: Int) {
+    mutating func didRemove(slot: Int, visited: UnsafeMutablePointer<UInt8>) {
         if hand == slot { hand = list.prevOf(slot) }
         list.unlink(slot)
-        visited[slot] = false
+        visited[slot] = 0
     }
 
-    func victim() -> Int? {
+    /// Moves the hand from the tail toward the head, clearing visited bits, to the first
+    /// unvisited entry; the hand then rests just past it.
+    mutating func victim(visited: UnsafeMutablePointer<UInt8>) -> Int? {
         guard list.tail >= 0 else { return nil }
         var candidate = hand >= 0 ? hand : list.tail
-        while visited[candidate] {
-            visited[candidate] = false
+        while visited[candidate] != 0 {
+            visited[candidate] = 0
             let toward = list.prevOf(candidate)
             candidate = toward >= 0 ? toward : list.tail
         }

@@ -88,32 +88,87 @@ final class LRUPolicy: EvictionPolicy {
     func victim() -> Int? { list.tail >= 0 ? list.tail : nil }
 }
 
-/// SIEVE's queue and hand. The visited bits live with the memory-tier shard that runs it (one
-/// byte per slot, set by a hit only when it changes, so a hot entry's line stays shared between
-/// the cores reading it); every call passes them in, under the shard's lock.
+/// SIEVE's visited marks: a row of one byte per slot for each ``ThreadStripe``, so that a hit
+/// marks an entry in its own thread's row, under its own reader lock, and threads never write one
+/// line. A slot is visited when any row marks it. Rows are whole cache-line pairs apart.
+@usableFromInline
+struct VisitedBytes {
+    @usableFromInline let base: UnsafeMutablePointer<UInt8>
+    @usableFromInline let rowStride: Int
+    let capacity: Int
+
+    /// Zeroed marks for `capacity` slots.
+    init(capacity: Int) {
+        self.capacity = capacity
+        rowStride = (capacity + 127) & ~127
+        let bytes = rowStride * ThreadStripe.count
+        base = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128).bindMemory(to: UInt8.self, capacity: bytes)
+        base.initialize(repeating: 0, count: bytes)
+    }
+
+    /// Marks `slot` in `row`, writing only when the mark changes: a hot entry's line then stays
+    /// shared instead of bouncing. Call under that row's reader lock (or all of them).
+    @inlinable
+    func mark(_ slot: Int, row: Int) {
+        let byte = base + (row &* rowStride &+ slot)
+        if byte.pointee == 0 { byte.pointee = 1 }
+    }
+
+    /// Under all the shard's locks.
+    func isSet(_ slot: Int) -> Bool {
+        for row in 0..<ThreadStripe.count where base[row * rowStride + slot] != 0 { return true }
+        return false
+    }
+
+    /// Under all the shard's locks.
+    func clear(_ slot: Int) {
+        for row in 0..<ThreadStripe.count { base[row * rowStride + slot] = 0 }
+    }
+
+    func clearAll() {
+        base.update(repeating: 0, count: rowStride * ThreadStripe.count)
+    }
+
+    /// A copy with room for `capacity` slots; deallocates this one.
+    func grown(to capacity: Int) -> VisitedBytes {
+        let bigger = VisitedBytes(capacity: capacity)
+        for row in 0..<ThreadStripe.count {
+            (bigger.base + row * bigger.rowStride).update(from: base + row * rowStride, count: self.capacity)
+        }
+        deallocate()
+        return bigger
+    }
+
+    func deallocate() {
+        UnsafeMutableRawPointer(base).deallocate()
+    }
+}
+
+/// SIEVE's queue and hand; the visited marks live with the memory-tier shard that runs it and
+/// every call passes them in, under all the shard's locks.
 struct SIEVEQueue {
     private var list = SlotList()
     /// Where the hand stands; -1 means "start from the tail".
     private var hand = -1
 
-    mutating func didInsert(slot: Int, visited: UnsafeMutablePointer<UInt8>) {
+    mutating func didInsert(slot: Int, visited: VisitedBytes) {
         list.pushHead(slot)
-        visited[slot] = 0
+        visited.clear(slot)
     }
 
-    mutating func didRemove(slot: Int, visited: UnsafeMutablePointer<UInt8>) {
+    mutating func didRemove(slot: Int, visited: VisitedBytes) {
         if hand == slot { hand = list.prevOf(slot) }
         list.unlink(slot)
-        visited[slot] = 0
+        visited.clear(slot)
     }
 
-    /// Moves the hand from the tail toward the head, clearing visited bits, to the first
+    /// Moves the hand from the tail toward the head, clearing visited marks, to the first
     /// unvisited entry; the hand then rests just past it.
-    mutating func victim(visited: UnsafeMutablePointer<UInt8>) -> Int? {
+    mutating func victim(visited: VisitedBytes) -> Int? {
         guard list.tail >= 0 else { return nil }
         var candidate = hand >= 0 ? hand : list.tail
-        while visited[candidate] != 0 {
-            visited[candidate] = 0
+        while visited.isSet(candidate) {
+            visited.clear(candidate)
             let toward = list.prevOf(candidate)
             candidate = toward >= 0 ? toward : list.tail
         }

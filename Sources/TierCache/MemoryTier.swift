@@ -125,14 +125,20 @@ public final class MemoryTier<Value: Sendable>: Sendable {
 
     // The read path is inlinable so that it is specialized for the caller's `Value`: unspecialized
     // generic code, copying values through witness tables, costs several times a dictionary hit.
-    // State lives behind a pointer and is touched only under `lock` (a class's stored properties
-    // would pay a dynamic exclusivity check on every access).
+    // State lives behind a pointer (a class's stored properties would pay a dynamic exclusivity
+    // check on every access).
     //
-    // A hit reads one word of an open-addressing table and one `Slot`, and writes nothing but the
-    // lock (and SIEVE's visited byte the first time): the key's precomputed `hash64` picks the
-    // shard (top bits) and the table bucket (low bits), so no `Hasher` runs; the table keeps 32
-    // bits of the hash beside each slot number, so a probe rarely reads a slot it does not want;
-    // and the full key in the slot is compared before anything is returned.
+    // A hit reads one word of an open-addressing table and one `Slot`: the key's precomputed
+    // `hash64` picks the shard (top bits) and the table bucket (low bits), so no `Hasher` runs;
+    // the table keeps 32 bits of the hash beside each slot number, so a probe rarely reads a slot
+    // it does not want; the full key in the slot is compared before anything is returned.
+    //
+    // Locking is a "big reader" lock made of the project's `Lock`: one lock per `ThreadStripe`.
+    // A hit takes only its own thread's, so hits on different threads write no common line
+    // (with one lock per shard, every hit wrote the lock's line, and half the time the other core
+    // had it); anything that changes the shard takes all of them, in order. Under a reader lock
+    // the shard is only read, except SIEVE's visited byte, which a hit writes in its thread's
+    // own row, and a custom policy's `didAccess`, which `policyLock` serializes.
     @usableFromInline
     final class Shard: @unchecked Sendable {
         /// One entry: what a hit reads, together.
@@ -165,8 +171,8 @@ public final class MemoryTier<Value: Sendable>: Sendable {
             @usableFromInline var tableMask: Int
             /// `slots[i]` is initialized exactly when some table word names slot `i`.
             @usableFromInline var slots: UnsafeMutablePointer<Slot>
-            /// SIEVE's visited bytes, one per slot; nil under another policy.
-            @usableFromInline var visited: UnsafeMutablePointer<UInt8>?
+            /// SIEVE's visited marks; nil under another policy.
+            @usableFromInline var visited: VisitedBytes?
             var slotCapacity: Int
             /// Slots below this have been used at least once; free ones are in `freeSlots`.
             var slotsUsed = 0
@@ -182,19 +188,15 @@ public final class MemoryTier<Value: Sendable>: Sendable {
                 tableMask = tableSize - 1
                 slotCapacity = tableSize / 2
                 slots = .allocate(capacity: slotCapacity)
-                visited = sieve ? Self.allocateVisited(slotCapacity) : nil
-            }
-
-            /// Zeroed, and padded to whole cache-line pairs so that shards' bytes never share one.
-            static func allocateVisited(_ capacity: Int) -> UnsafeMutablePointer<UInt8> {
-                let bytes = (capacity + 127) & ~127
-                let pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128).bindMemory(to: UInt8.self, capacity: bytes)
-                pointer.initialize(repeating: 0, count: bytes)
-                return pointer
+                visited = sieve ? VisitedBytes(capacity: slotCapacity) : nil
             }
         }
 
-        @usableFromInline let lock = Lock()
+        /// One reader lock per ``ThreadStripe``, unretained (owned by `locks`).
+        @usableFromInline let readLocks: UnsafeMutablePointer<Unmanaged<Lock>>
+        private let locks: [Lock]
+        /// Serializes a custom policy's `didAccess` between readers.
+        private let policyLock = Lock()
         @usableFromInline let state: UnsafeMutablePointer<State>
         /// A custom or LRU policy; nil when the shard runs SIEVE in-line.
         @usableFromInline let policy: (any EvictionPolicy)?
@@ -206,6 +208,9 @@ public final class MemoryTier<Value: Sendable>: Sendable {
             self.maxEntries = maxEntries
             self.maxBytes = maxBytes
             self.policy = policy
+            locks = (0..<ThreadStripe.count).map { _ in Lock() }
+            readLocks = .allocate(capacity: locks.count)
+            readLocks.initialize(from: locks.map { Unmanaged.passUnretained($0) }, count: locks.count)
             state = .allocate(capacity: 1)
             state.initialize(to: State(sieve: policy == nil))
         }
@@ -214,15 +219,23 @@ public final class MemoryTier<Value: Sendable>: Sendable {
             deinitializeSlots()
             state.pointee.table.deallocate()
             state.pointee.slots.deallocate()
-            state.pointee.visited.map { UnsafeMutableRawPointer($0).deallocate() }
+            state.pointee.visited?.deallocate()
             state.deinitialize(count: 1)
             state.deallocate()
+            readLocks.deallocate()
         }
 
-        var count: Int { lock.withLock { state.pointee.count } }
-        var weight: Int { lock.withLock { state.pointee.bytes } }
+        /// Runs `body` holding every lock: no reader is inside.
+        private func exclusively<T>(_ body: () -> T) -> T {
+            for lock in locks { lock.lock() }
+            defer { for lock in locks.reversed() { lock.unlock() } }
+            return body()
+        }
 
-        /// The slot holding `key`, if any. Must hold `lock`.
+        var count: Int { exclusively { state.pointee.count } }
+        var weight: Int { exclusively { state.pointee.bytes } }
+
+        /// The slot holding `key`, if any. Must hold a lock.
         @inlinable
         func find(_ key: CacheKey) -> Int? {
             let table = state.pointee.table, mask = state.pointee.tableMask, slots = state.pointee.slots
@@ -242,25 +255,45 @@ public final class MemoryTier<Value: Sendable>: Sendable {
 
         @inlinable
         func get(_ key: CacheKey, now: WallTime) -> Hit? {
-            lock.lock()
-            defer { lock.unlock() }
-            guard let slot = find(key) else { return nil }
-            let entry = state.pointee.slots + slot
-            guard now < entry.pointee.staleUntil else {
-                removeSlot(slot)
-                return nil
+            let stripe = ThreadStripe.current()
+            let lock = readLocks[stripe]
+            lock._withUnsafeGuaranteedRef { $0.lock() }
+            var hit: Hit?
+            var expired = false
+            if let slot = find(key) {
+                let entry = state.pointee.slots + slot
+                if now < entry.pointee.staleUntil {
+                    if let visited = state.pointee.visited {
+                        visited.mark(slot, row: stripe)
+                    } else {
+                        policyDidAccess(slot)
+                    }
+                    hit = Hit(value: entry.pointee.value, freshUntil: entry.pointee.freshUntil, staleUntil: entry.pointee.staleUntil)
+                } else {
+                    expired = true
+                }
             }
-            if let visited = state.pointee.visited {
-                if visited[slot] == 0 { visited[slot] = 1 }
-            } else {
-                policy?.didAccess(slot: slot)
+            lock._withUnsafeGuaranteedRef { $0.unlock() }
+            if expired { removeIfExpired(key, now: now) }
+            return hit
+        }
+
+        @usableFromInline
+        func policyDidAccess(_ slot: Int) {
+            policyLock.withLock { policy?.didAccess(slot: slot) }
+        }
+
+        /// Drops `key` if it is (still) past its stale-until time at `now`.
+        @usableFromInline
+        func removeIfExpired(_ key: CacheKey, now: WallTime) {
+            exclusively {
+                if let slot = find(key), !(now < state.pointee.slots[slot].staleUntil) { removeSlot(slot) }
             }
-            return Hit(value: entry.pointee.value, freshUntil: entry.pointee.freshUntil, staleUntil: entry.pointee.staleUntil)
         }
 
         /// Returns the number of entries evicted to make room.
         func set(_ key: CacheKey, value: Value, weight: Int, freshUntil: WallTime, staleUntil: WallTime) -> Int {
-            lock.withLock {
+            exclusively {
                 if let existing = find(key) { removeSlot(existing) }
                 guard weight <= maxBytes else { return 0 }
                 var evicted = 0
@@ -283,13 +316,13 @@ public final class MemoryTier<Value: Sendable>: Sendable {
         }
 
         func remove(_ key: CacheKey) {
-            lock.withLock {
+            exclusively {
                 if let slot = find(key) { removeSlot(slot) }
             }
         }
 
         func removeAll() {
-            lock.withLock {
+            exclusively {
                 var occupied: [Int] = []
                 forEachOccupiedSlot { occupied.append($0) }
                 deinitializeSlots()
@@ -301,24 +334,23 @@ public final class MemoryTier<Value: Sendable>: Sendable {
                 state.pointee.bytes = 0
                 if let visited = state.pointee.visited {
                     state.pointee.sieve = SIEVEQueue()
-                    visited.update(repeating: 0, count: state.pointee.slotCapacity)
+                    visited.clearAll()
                 } else if let policy {
                     for slot in occupied { policy.didRemove(slot: slot) }
                 }
             }
         }
 
-        /// Must hold `lock`.
-        func victim() -> Int? {
+        /// Must hold every lock.
+        private func victim() -> Int? {
             if let visited = state.pointee.visited {
                 return state.pointee.sieve.victim(visited: visited)
             }
             return policy?.victim()
         }
 
-        /// Removes the entry in an occupied slot. Must hold `lock`.
-        @usableFromInline
-        func removeSlot(_ slot: Int) {
+        /// Removes the entry in an occupied slot. Must hold every lock.
+        private func removeSlot(_ slot: Int) {
             let table = state.pointee.table, mask = state.pointee.tableMask, slots = state.pointee.slots
             let word = UInt64(slot + 1)
             var hole = Int(truncatingIfNeeded: slots[slot].key.hash64) & mask
@@ -348,7 +380,7 @@ public final class MemoryTier<Value: Sendable>: Sendable {
             }
         }
 
-        /// A slot number to fill, growing the slot storage when none is free. Must hold `lock`.
+        /// A slot number to fill, growing the slot storage when none is free.
         private func takeFreeSlot() -> Int {
             if let free = state.pointee.freeSlots.popLast() { return Int(free) }
             if state.pointee.slotsUsed == state.pointee.slotCapacity { growSlots() }
@@ -357,19 +389,13 @@ public final class MemoryTier<Value: Sendable>: Sendable {
         }
 
         private func growSlots() {
-            let oldCapacity = state.pointee.slotCapacity
-            let capacity = oldCapacity * 2
+            let capacity = state.pointee.slotCapacity * 2
             let old = state.pointee.slots
             let slots = UnsafeMutablePointer<Slot>.allocate(capacity: capacity)
             forEachOccupiedSlot { (slots + $0).moveInitialize(from: old + $0, count: 1) }
             old.deallocate()
             state.pointee.slots = slots
-            if let visited = state.pointee.visited {
-                let bigger = State.allocateVisited(capacity)
-                bigger.update(from: visited, count: oldCapacity)
-                UnsafeMutableRawPointer(visited).deallocate()
-                state.pointee.visited = bigger
-            }
+            state.pointee.visited = state.pointee.visited?.grown(to: capacity)
             state.pointee.slotCapacity = capacity
         }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import TierCache
 import TierCacheTesting
@@ -61,6 +64,35 @@ import TierCacheTesting
         #expect(tier.get(k[2], now: clock.now()) == nil)
         #expect(tier.get(k[0], now: clock.now()) != nil)
         #expect(tier.count == 3)
+    }
+
+    /// A hit marks its entry in its own thread's row of SIEVE's visited bytes; eviction must
+    /// see a visit made on any thread.
+    @Test func sieveSeesVisitsFromOtherThreads() throws {
+        let tier = MemoryTier<Int>(configuration: .init(maxEntries: 3, eviction: .sieve, shards: 1))
+        let k = try keys(4)
+        put(tier, k[0], 0); put(tier, k[1], 1); put(tier, k[2], 2)
+        let now = clock.now()
+        onNewThread { _ = tier.get(k[0], now: now) }
+        put(tier, k[3], 3)
+        #expect(tier.get(k[1], now: now) == nil)
+        #expect(tier.get(k[0], now: now) != nil)
+    }
+
+    /// Runs `body` on a thread of its own and waits for it.
+    func onNewThread(_ body: @escaping @Sendable () -> Void) {
+        final class Box: @unchecked Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let rc = pthread_create(&thread, nil, { raw in
+            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, box)
+        #expect(rc == 0)
+        pthread_join(thread, nil)
     }
 
     final class NewestFirst: EvictionPolicy {

@@ -19,7 +19,9 @@ public protocol EvictionPolicy: AnyObject {
 public struct EvictionPolicyFactory: Sendable {
     /// A name for logs.
     public let name: String
-    let make: @Sendable () -> any EvictionPolicy
+    /// Nil for the built-in SIEVE, which the memory tier runs in-line rather than through
+    /// ``EvictionPolicy`` (a hit then costs a byte test, not a protocol call).
+    let make: (@Sendable () -> any EvictionPolicy)?
 
     /// A policy of your own.
     public static func custom(name: String, _ make: @escaping @Sendable () -> any EvictionPolicy) -> Self {
@@ -31,7 +33,7 @@ public struct EvictionPolicyFactory: Sendable {
 
     /// SIEVE (Zhang et al., NSDI'24): a FIFO queue with a visited bit and a moving hand. Simpler
     /// than LRU (a hit only sets a bit) and fewer misses on skewed workloads; the default.
-    public static let sieve = Self(name: "sieve", make: { SIEVEPolicy() })
+    public static let sieve = Self(name: "sieve", make: nil)
 }
 
 /// Intrusive doubly linked list over slot numbers, shared by both built-in policies.
@@ -86,62 +88,87 @@ final class LRUPolicy: EvictionPolicy {
     func victim() -> Int? { list.tail >= 0 ? list.tail : nil }
 }
 
-final class SIEVEPolicy: EvictionPolicy {
+/// SIEVE's visited marks: a row of one byte per slot for each ``ThreadStripe``, so that a hit
+/// marks an entry in its own thread's row, under its own reader lock, and threads never write one
+/// line. A slot is visited when any row marks it. Rows are whole cache-line pairs apart.
+@usableFromInline
+struct VisitedBytes {
+    @usableFromInline let base: UnsafeMutablePointer<UInt8>
+    @usableFromInline let rowStride: Int
+    let capacity: Int
+
+    /// Zeroed marks for `capacity` slots.
+    init(capacity: Int) {
+        self.capacity = capacity
+        rowStride = (capacity + 127) & ~127
+        let bytes = rowStride * ThreadStripe.count
+        base = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128).bindMemory(to: UInt8.self, capacity: bytes)
+        base.initialize(repeating: 0, count: bytes)
+    }
+
+    /// Marks `slot` in `row`, writing only when the mark changes: a hot entry's line then stays
+    /// shared instead of bouncing. Call under that row's reader lock (or all of them).
+    @inlinable
+    func mark(_ slot: Int, row: Int) {
+        let byte = base + (row &* rowStride &+ slot)
+        if byte.pointee == 0 { byte.pointee = 1 }
+    }
+
+    /// Under all the shard's locks.
+    func isSet(_ slot: Int) -> Bool {
+        for row in 0..<ThreadStripe.count where base[row * rowStride + slot] != 0 { return true }
+        return false
+    }
+
+    /// Under all the shard's locks.
+    func clear(_ slot: Int) {
+        for row in 0..<ThreadStripe.count { base[row * rowStride + slot] = 0 }
+    }
+
+    func clearAll() {
+        base.update(repeating: 0, count: rowStride * ThreadStripe.count)
+    }
+
+    /// A copy with room for `capacity` slots; deallocates this one.
+    func grown(to capacity: Int) -> VisitedBytes {
+        let bigger = VisitedBytes(capacity: capacity)
+        for row in 0..<ThreadStripe.count {
+            (bigger.base + row * bigger.rowStride).update(from: base + row * rowStride, count: self.capacity)
+        }
+        deallocate()
+        return bigger
+    }
+
+    func deallocate() {
+        UnsafeMutableRawPointer(base).deallocate()
+    }
+}
+
+/// SIEVE's queue and hand; the visited marks live with the memory-tier shard that runs it and
+/// every call passes them in, under all the shard's locks.
+struct SIEVEQueue {
     private var list = SlotList()
-    // A hit only sets this bit, so it lives behind a pointer: an array in a class property would
-    // pay a dynamic exclusivity check on every hit.
-    private var visited: UnsafeMutablePointer<Bool>
-    private var capacity: Int
     /// Where the hand stands; -1 means "start from the tail".
     private var hand = -1
 
-    init() {
-        capacity = 128
-        visited = Self.allocate(capacity)
-    }
-
-    deinit {
-        UnsafeMutableRawPointer(visited).deallocate()
-    }
-
-    /// Cache-line aligned and a multiple of two lines, so shards' bitmaps never share a line.
-    private static func allocate(_ capacity: Int) -> UnsafeMutablePointer<Bool> {
-        let bytes = (capacity + 127) & ~127
-        let pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128).bindMemory(to: Bool.self, capacity: bytes)
-        pointer.initialize(repeating: false, count: bytes)
-        return pointer
-    }
-
-    func didInsert(slot: Int) {
+    mutating func didInsert(slot: Int, visited: VisitedBytes) {
         list.pushHead(slot)
-        if slot >= capacity {
-            let grown = (max(slot + 1, capacity * 2) + 127) & ~127
-            let bigger = Self.allocate(grown)
-            bigger.update(from: visited, count: capacity)
-            UnsafeMutableRawPointer(visited).deallocate()
-            visited = bigger
-            capacity = grown
-        }
-        visited[slot] = false
+        visited.clear(slot)
     }
 
-    // Only writes when the bit changes: a hot entry's line then stays shared between the cores
-    // reading it instead of bouncing between them.
-    func didAccess(slot: Int) {
-        if !visited[slot] { visited[slot] = true }
-    }
-
-    func didRemove(slot: Int) {
+    mutating func didRemove(slot: Int, visited: VisitedBytes) {
         if hand == slot { hand = list.prevOf(slot) }
         list.unlink(slot)
-        visited[slot] = false
+        visited.clear(slot)
     }
 
-    func victim() -> Int? {
+    /// Moves the hand from the tail toward the head, clearing visited marks, to the first
+    /// unvisited entry; the hand then rests just past it.
+    mutating func victim(visited: VisitedBytes) -> Int? {
         guard list.tail >= 0 else { return nil }
         var candidate = hand >= 0 ? hand : list.tail
-        while visited[candidate] {
-            visited[candidate] = false
+        while visited.isSet(candidate) {
+            visited.clear(candidate)
             let toward = list.prevOf(candidate)
             candidate = toward >= 0 ? toward : list.tail
         }

@@ -45,7 +45,13 @@ public final class MemoryTier<Value: Sendable>: Sendable {
         }
     }
 
-    @usableFromInline let shards: [Shard]
+    /// Owns the shards.
+    private let shards: [Shard]
+    /// The same shards, unretained: a hit borrows its shard from here without touching the
+    /// shard's reference count (a retain and release per hit would write the shard's header
+    /// line, which every thread using that shard then has to fetch back).
+    /// Written once in `init`, read-only after.
+    @usableFromInline nonisolated(unsafe) let shardRefs: UnsafeMutablePointer<Unmanaged<Shard>>
     @usableFromInline let shardMask: Int
     private let evictions: Counter
 
@@ -59,11 +65,18 @@ public final class MemoryTier<Value: Sendable>: Sendable {
         while count < min(max(wanted, 1), 1024) { count <<= 1 }
         let entriesPerShard = max(1, configuration.maxEntries / count)
         let bytesPerShard = max(1, configuration.maxBytes / count)
-        shards = (0..<count).map { _ in
-            Shard(maxEntries: entriesPerShard, maxBytes: bytesPerShard, policy: configuration.eviction.make())
+        let shards = (0..<count).map { _ in
+            Shard(maxEntries: entriesPerShard, maxBytes: bytesPerShard, policy: configuration.eviction.make?())
         }
+        self.shards = shards
+        shardRefs = .allocate(capacity: count)
+        shardRefs.initialize(from: shards.map { Unmanaged.passUnretained($0) }, count: count)
         shardMask = count - 1
         evictions = Counter(label: TierCacheMetrics.evictions, dimensions: [("cache", metricsLabel)], factory: metricsFactory)
+    }
+
+    deinit {
+        shardRefs.deallocate()
     }
 
     /// About 256 entries a shard, at most 16 shards: enough parallelism for a function's few
@@ -72,16 +85,21 @@ public final class MemoryTier<Value: Sendable>: Sendable {
         min(16, max(1, maxEntries / 256))
     }
 
+    /// The shard of a key: the hash's top bits (a shard's table indexes by the low ones).
     @inlinable
+    func shardIndex(_ key: CacheKey) -> Int {
+        Int(truncatingIfNeeded: key.hash64 >> 40) & shardMask
+    }
+
     func shard(for key: CacheKey) -> Shard {
-        shards[Int(truncatingIfNeeded: key.hash64 >> 40) & shardMask]
+        shards[shardIndex(key)]
     }
 
     /// The value for `key` if it is still usable (fresh or stale) at `now`; expired entries are
     /// dropped on the way.
     @inlinable
     public func get(_ key: CacheKey, now: WallTime) -> Hit? {
-        shard(for: key).get(key, now: now)
+        shardRefs[shardIndex(key)]._withUnsafeGuaranteedRef { $0.get(key, now: now) }
     }
 
     /// Stores a value. An entry heavier than a shard's byte budget is not stored.
@@ -107,126 +125,316 @@ public final class MemoryTier<Value: Sendable>: Sendable {
 
     // The read path is inlinable so that it is specialized for the caller's `Value`: unspecialized
     // generic code, copying values through witness tables, costs several times a dictionary hit.
-    // State lives behind a pointer and is touched only under `lock` (a class's stored properties
-    // would pay a dynamic exclusivity check on every access); what a hit reads sits in one `Slot`.
+    // State lives behind a pointer (a class's stored properties would pay a dynamic exclusivity
+    // check on every access).
+    //
+    // A hit reads one word of an open-addressing table and one `Slot`: the key's precomputed
+    // `hash64` picks the shard (top bits) and the table bucket (low bits), so no `Hasher` runs;
+    // the table keeps 32 bits of the hash beside each slot number, so a probe rarely reads a slot
+    // it does not want; the full key in the slot is compared before anything is returned.
+    //
+    // Locking is a "big reader" lock made of the project's `Lock`: one lock per `ThreadStripe`.
+    // A hit takes only its own thread's, so hits on different threads write no common line
+    // (with one lock per shard, every hit wrote the lock's line, and half the time the other core
+    // had it); anything that changes the shard takes all of them, in order. Under a reader lock
+    // the shard is only read, except SIEVE's visited byte, which a hit writes in its thread's
+    // own row, and a custom policy's `didAccess`, which `policyLock` serializes.
     @usableFromInline
     final class Shard: @unchecked Sendable {
-        /// What a hit reads, together in one element so that it costs one cache line.
+        /// One entry: what a hit reads, together.
         @usableFromInline
         struct Slot {
-            @usableFromInline var staleUntil: WallTime
-            @usableFromInline var freshUntil: WallTime
-            @usableFromInline var value: Value?
+            @usableFromInline let key: CacheKey
+            @usableFromInline let staleUntil: WallTime
+            @usableFromInline let freshUntil: WallTime
+            @usableFromInline let value: Value
+            @usableFromInline let weight: Int
 
             @usableFromInline
-            init(staleUntil: WallTime, freshUntil: WallTime, value: Value?) {
+            init(key: CacheKey, staleUntil: WallTime, freshUntil: WallTime, value: Value, weight: Int) {
+                self.key = key
                 self.staleUntil = staleUntil
                 self.freshUntil = freshUntil
                 self.value = value
+                self.weight = weight
             }
         }
+
+        /// A table word: the hash's top 32 bits, then the slot number plus one; 0 is empty.
+        @usableFromInline static var tagMask: UInt64 { 0xFFFF_FFFF_0000_0000 }
 
         @usableFromInline
         struct State {
-            @usableFromInline var index: [CacheKey: Int] = [:]
-            @usableFromInline var slots: ContiguousArray<Slot> = []
-            @usableFromInline var keys: [CacheKey?] = []
-            @usableFromInline var weights: [Int] = []
-            @usableFromInline var freeSlots: [Int] = []
-            @usableFromInline var bytes = 0
+            /// Open addressing with linear probing, at most half full; removal shifts later
+            /// entries back, so there are no tombstones.
+            @usableFromInline var table: UnsafeMutablePointer<UInt64>
+            @usableFromInline var tableMask: Int
+            /// `slots[i]` is initialized exactly when some table word names slot `i`.
+            @usableFromInline var slots: UnsafeMutablePointer<Slot>
+            /// SIEVE's visited marks; nil under another policy.
+            @usableFromInline var visited: VisitedBytes?
+            var slotCapacity: Int
+            /// Slots below this have been used at least once; free ones are in `freeSlots`.
+            var slotsUsed = 0
+            var freeSlots: [Int32] = []
+            var count = 0
+            var bytes = 0
+            var sieve = SIEVEQueue()
 
-            @usableFromInline init() {}
+            init(sieve: Bool) {
+                let tableSize = 32
+                table = .allocate(capacity: tableSize)
+                table.initialize(repeating: 0, count: tableSize)
+                tableMask = tableSize - 1
+                slotCapacity = tableSize / 2
+                slots = .allocate(capacity: slotCapacity)
+                visited = sieve ? VisitedBytes(capacity: slotCapacity) : nil
+            }
         }
 
-        @usableFromInline let lock = Lock()
+        /// One reader lock per ``ThreadStripe``, unretained (owned by `locks`).
+        @usableFromInline let readLocks: UnsafeMutablePointer<Unmanaged<Lock>>
+        private let locks: [Lock]
+        /// Serializes a custom policy's `didAccess` between readers.
+        private let policyLock = Lock()
         @usableFromInline let state: UnsafeMutablePointer<State>
-        @usableFromInline let policy: any EvictionPolicy
+        /// A custom or LRU policy; nil when the shard runs SIEVE in-line.
+        @usableFromInline let policy: (any EvictionPolicy)?
         private let maxEntries: Int
         private let maxBytes: Int
 
-        init(maxEntries: Int, maxBytes: Int, policy: any EvictionPolicy) {
+        init(maxEntries: Int, maxBytes: Int, policy: (any EvictionPolicy)?) {
+            precondition(maxEntries < Int(Int32.max), "a memory-tier shard holds fewer than 2^31 entries")
             self.maxEntries = maxEntries
             self.maxBytes = maxBytes
             self.policy = policy
+            locks = (0..<ThreadStripe.count).map { _ in Lock() }
+            readLocks = .allocate(capacity: locks.count)
+            readLocks.initialize(from: locks.map { Unmanaged.passUnretained($0) }, count: locks.count)
             state = .allocate(capacity: 1)
-            state.initialize(to: State())
+            state.initialize(to: State(sieve: policy == nil))
         }
 
         deinit {
+            deinitializeSlots()
+            state.pointee.table.deallocate()
+            state.pointee.slots.deallocate()
+            state.pointee.visited?.deallocate()
             state.deinitialize(count: 1)
             state.deallocate()
+            readLocks.deallocate()
         }
 
-        var count: Int { lock.withLock { state.pointee.index.count } }
-        var weight: Int { lock.withLock { state.pointee.bytes } }
+        /// Runs `body` holding every lock: no reader is inside.
+        private func exclusively<T>(_ body: () -> T) -> T {
+            for lock in locks { lock.lock() }
+            defer { for lock in locks.reversed() { lock.unlock() } }
+            return body()
+        }
+
+        var count: Int { exclusively { state.pointee.count } }
+        var weight: Int { exclusively { state.pointee.bytes } }
+
+        /// The slot holding `key`, if any. Must hold a lock.
+        @inlinable
+        func find(_ key: CacheKey) -> Int? {
+            let table = state.pointee.table, mask = state.pointee.tableMask, slots = state.pointee.slots
+            let hash = key.hash64
+            let tag = hash & Self.tagMask
+            var index = Int(truncatingIfNeeded: hash) & mask
+            while true {
+                let word = table[index]
+                if word == 0 { return nil }
+                if word & Self.tagMask == tag {
+                    let slot = Int(truncatingIfNeeded: word & ~Self.tagMask) &- 1
+                    if slots[slot].key == key { return slot }
+                }
+                index = (index &+ 1) & mask
+            }
+        }
 
         @inlinable
         func get(_ key: CacheKey, now: WallTime) -> Hit? {
-            lock.lock()
-            defer { lock.unlock() }
-            guard let slot = state.pointee.index[key] else { return nil }
-            let staleUntil = state.pointee.slots[slot].staleUntil
-            guard now < staleUntil else {
-                removeSlot(slot)
-                return nil
+            let stripe = ThreadStripe.current()
+            let lock = readLocks[stripe]
+            lock._withUnsafeGuaranteedRef { $0.lock() }
+            var hit: Hit?
+            var expired = false
+            if let slot = find(key) {
+                let entry = state.pointee.slots + slot
+                if now < entry.pointee.staleUntil {
+                    if let visited = state.pointee.visited {
+                        visited.mark(slot, row: stripe)
+                    } else {
+                        policyDidAccess(slot)
+                    }
+                    hit = Hit(value: entry.pointee.value, freshUntil: entry.pointee.freshUntil, staleUntil: entry.pointee.staleUntil)
+                } else {
+                    expired = true
+                }
             }
-            policy.didAccess(slot: slot)
-            guard let value = state.pointee.slots[slot].value else { return nil }
-            return Hit(value: value, freshUntil: state.pointee.slots[slot].freshUntil, staleUntil: staleUntil)
+            lock._withUnsafeGuaranteedRef { $0.unlock() }
+            if expired { removeIfExpired(key, now: now) }
+            return hit
+        }
+
+        @usableFromInline
+        func policyDidAccess(_ slot: Int) {
+            policyLock.withLock { policy?.didAccess(slot: slot) }
+        }
+
+        /// Drops `key` if it is (still) past its stale-until time at `now`.
+        @usableFromInline
+        func removeIfExpired(_ key: CacheKey, now: WallTime) {
+            exclusively {
+                if let slot = find(key), !(now < state.pointee.slots[slot].staleUntil) { removeSlot(slot) }
+            }
         }
 
         /// Returns the number of entries evicted to make room.
         func set(_ key: CacheKey, value: Value, weight: Int, freshUntil: WallTime, staleUntil: WallTime) -> Int {
-            lock.withLock {
-                if let existing = state.pointee.index[key] { removeSlot(existing) }
+            exclusively {
+                if let existing = find(key) { removeSlot(existing) }
                 guard weight <= maxBytes else { return 0 }
                 var evicted = 0
-                while state.pointee.index.count >= maxEntries || state.pointee.bytes + weight > maxBytes, let victim = policy.victim() {
+                while state.pointee.count >= maxEntries || state.pointee.bytes + weight > maxBytes, let victim = victim() {
                     removeSlot(victim)
                     evicted += 1
                 }
-                let slot: Int
-                if let free = state.pointee.freeSlots.popLast() {
-                    slot = free
-                    state.pointee.keys[slot] = key
-                    state.pointee.slots[slot] = Slot(staleUntil: staleUntil, freshUntil: freshUntil, value: value)
-                    state.pointee.weights[slot] = weight
-                } else {
-                    slot = state.pointee.keys.count
-                    state.pointee.keys.append(key)
-                    state.pointee.slots.append(Slot(staleUntil: staleUntil, freshUntil: freshUntil, value: value))
-                    state.pointee.weights.append(weight)
-                }
-                state.pointee.index[key] = slot
+                let slot = takeFreeSlot()
+                (state.pointee.slots + slot).initialize(to: Slot(key: key, staleUntil: staleUntil, freshUntil: freshUntil, value: value, weight: weight))
+                insertWord(hash: key.hash64, slot: slot)
+                state.pointee.count += 1
                 state.pointee.bytes += weight
-                policy.didInsert(slot: slot)
+                if let visited = state.pointee.visited {
+                    state.pointee.sieve.didInsert(slot: slot, visited: visited)
+                } else {
+                    policy?.didInsert(slot: slot)
+                }
                 return evicted
             }
         }
 
         func remove(_ key: CacheKey) {
-            lock.withLock {
-                if let slot = state.pointee.index[key] { removeSlot(slot) }
+            exclusively {
+                if let slot = find(key) { removeSlot(slot) }
             }
         }
 
         func removeAll() {
-            lock.withLock {
-                for slot in state.pointee.index.values { policy.didRemove(slot: slot) }
-                state.pointee = State()
+            exclusively {
+                var occupied: [Int] = []
+                forEachOccupiedSlot { occupied.append($0) }
+                deinitializeSlots()
+                let tableSize = state.pointee.tableMask + 1
+                state.pointee.table.update(repeating: 0, count: tableSize)
+                state.pointee.slotsUsed = 0
+                state.pointee.freeSlots = []
+                state.pointee.count = 0
+                state.pointee.bytes = 0
+                if let visited = state.pointee.visited {
+                    state.pointee.sieve = SIEVEQueue()
+                    visited.clearAll()
+                } else if let policy {
+                    for slot in occupied { policy.didRemove(slot: slot) }
+                }
             }
         }
 
-        /// Must hold `lock`.
-        @usableFromInline
-        func removeSlot(_ slot: Int) {
-            guard let key = state.pointee.keys[slot] else { return }
-            state.pointee.index[key] = nil
-            state.pointee.bytes -= state.pointee.weights[slot]
-            state.pointee.keys[slot] = nil
-            state.pointee.slots[slot].value = nil
-            state.pointee.freeSlots.append(slot)
-            policy.didRemove(slot: slot)
+        /// Must hold every lock.
+        private func victim() -> Int? {
+            if let visited = state.pointee.visited {
+                return state.pointee.sieve.victim(visited: visited)
+            }
+            return policy?.victim()
+        }
+
+        /// Removes the entry in an occupied slot. Must hold every lock.
+        private func removeSlot(_ slot: Int) {
+            let table = state.pointee.table, mask = state.pointee.tableMask, slots = state.pointee.slots
+            let word = UInt64(slot + 1)
+            var hole = Int(truncatingIfNeeded: slots[slot].key.hash64) & mask
+            while table[hole] & ~Self.tagMask != word { hole = (hole &+ 1) & mask }
+            // Shift back each later entry of the run that may sit in the hole (its home bucket
+            // is not between the hole and where it is), so that every probe still finds it.
+            var index = hole
+            while true {
+                index = (index &+ 1) & mask
+                let next = table[index]
+                if next == 0 { break }
+                let home = Int(truncatingIfNeeded: slots[Int(truncatingIfNeeded: next & ~Self.tagMask) - 1].key.hash64) & mask
+                if (index &- home) & mask >= (index &- hole) & mask {
+                    table[hole] = next
+                    hole = index
+                }
+            }
+            table[hole] = 0
+            state.pointee.bytes -= slots[slot].weight
+            state.pointee.count -= 1
+            (slots + slot).deinitialize(count: 1)
+            state.pointee.freeSlots.append(Int32(slot))
+            if let visited = state.pointee.visited {
+                state.pointee.sieve.didRemove(slot: slot, visited: visited)
+            } else {
+                policy?.didRemove(slot: slot)
+            }
+        }
+
+        /// A slot number to fill, growing the slot storage when none is free.
+        private func takeFreeSlot() -> Int {
+            if let free = state.pointee.freeSlots.popLast() { return Int(free) }
+            if state.pointee.slotsUsed == state.pointee.slotCapacity { growSlots() }
+            defer { state.pointee.slotsUsed += 1 }
+            return state.pointee.slotsUsed
+        }
+
+        private func growSlots() {
+            let capacity = state.pointee.slotCapacity * 2
+            let old = state.pointee.slots
+            let slots = UnsafeMutablePointer<Slot>.allocate(capacity: capacity)
+            forEachOccupiedSlot { (slots + $0).moveInitialize(from: old + $0, count: 1) }
+            old.deallocate()
+            state.pointee.slots = slots
+            state.pointee.visited = state.pointee.visited?.grown(to: capacity)
+            state.pointee.slotCapacity = capacity
+        }
+
+        /// Adds a table word for `slot`, doubling the table first if it would pass half full.
+        private func insertWord(hash: UInt64, slot: Int) {
+            if (state.pointee.count + 1) * 2 > state.pointee.tableMask + 1 { growTable() }
+            let table = state.pointee.table, mask = state.pointee.tableMask
+            var index = Int(truncatingIfNeeded: hash) & mask
+            while table[index] != 0 { index = (index &+ 1) & mask }
+            table[index] = (hash & Self.tagMask) | UInt64(slot + 1)
+        }
+
+        private func growTable() {
+            let old = state.pointee.table, oldSize = state.pointee.tableMask + 1
+            let size = oldSize * 2, mask = size - 1
+            let table = UnsafeMutablePointer<UInt64>.allocate(capacity: size)
+            table.initialize(repeating: 0, count: size)
+            let slots = state.pointee.slots
+            for i in 0..<oldSize where old[i] != 0 {
+                let word = old[i]
+                var index = Int(truncatingIfNeeded: slots[Int(truncatingIfNeeded: word & ~Self.tagMask) - 1].key.hash64) & mask
+                while table[index] != 0 { index = (index &+ 1) & mask }
+                table[index] = word
+            }
+            old.deallocate()
+            state.pointee.table = table
+            state.pointee.tableMask = mask
+        }
+
+        private func forEachOccupiedSlot(_ body: (Int) -> Void) {
+            let table = state.pointee.table
+            for i in 0...state.pointee.tableMask where table[i] != 0 {
+                body(Int(truncatingIfNeeded: table[i] & ~Self.tagMask) - 1)
+            }
+        }
+
+        private func deinitializeSlots() {
+            let slots = state.pointee.slots
+            forEachOccupiedSlot { (slots + $0).deinitialize(count: 1) }
         }
     }
 }

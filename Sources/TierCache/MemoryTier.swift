@@ -36,12 +36,16 @@ public final class MemoryTier<Value: Sendable>: Sendable {
         public var freshUntil: WallTime
         /// Until when it may be served stale.
         public var staleUntil: WallTime
+        /// From when a `getOrLoad` hit starts a refresh-ahead (``RefreshAheadPolicy``); equal to
+        /// `freshUntil` when none is due before expiry.
+        public var refreshAt: WallTime
 
         @usableFromInline
-        init(value: Value, freshUntil: WallTime, staleUntil: WallTime) {
+        init(value: Value, freshUntil: WallTime, staleUntil: WallTime, refreshAt: WallTime) {
             self.value = value
             self.freshUntil = freshUntil
             self.staleUntil = staleUntil
+            self.refreshAt = refreshAt
         }
     }
 
@@ -85,9 +89,18 @@ public final class MemoryTier<Value: Sendable>: Sendable {
     }
 
     /// Stores a value. An entry heavier than a shard's byte budget is not stored.
-    public func set(_ key: CacheKey, value: Value, weight: Int, freshUntil: WallTime, staleUntil: WallTime) {
-        let evicted = shard(for: key).set(key, value: value, weight: max(weight, 0), freshUntil: freshUntil, staleUntil: max(staleUntil, freshUntil))
+    /// - Parameter refreshAt: from when a `getOrLoad` hit starts a refresh-ahead; `freshUntil`
+    ///   (no refresh before expiry) when nil.
+    public func set(_ key: CacheKey, value: Value, weight: Int, freshUntil: WallTime, staleUntil: WallTime, refreshAt: WallTime? = nil) {
+        let evicted = shard(for: key).set(key, value: value, weight: max(weight, 0), freshUntil: freshUntil, staleUntil: max(staleUntil, freshUntil),
+                                          refreshAt: min(refreshAt ?? freshUntil, freshUntil))
         if evicted > 0 { evictions.increment(by: evicted) }
+    }
+
+    /// Moves the refresh-ahead instant of the entry for `key`, if the entry held is still the one
+    /// fresh until `freshUntil` (a newer value keeps its own).
+    package func postponeRefresh(_ key: CacheKey, to refreshAt: WallTime, ifFreshUntil freshUntil: WallTime) {
+        shard(for: key).postponeRefresh(key, to: min(refreshAt, freshUntil), ifFreshUntil: freshUntil)
     }
 
     /// Removes the value for `key`.
@@ -116,12 +129,14 @@ public final class MemoryTier<Value: Sendable>: Sendable {
         struct Slot {
             @usableFromInline var staleUntil: WallTime
             @usableFromInline var freshUntil: WallTime
+            @usableFromInline var refreshAt: WallTime
             @usableFromInline var value: Value?
 
             @usableFromInline
-            init(staleUntil: WallTime, freshUntil: WallTime, value: Value?) {
+            init(staleUntil: WallTime, freshUntil: WallTime, refreshAt: WallTime, value: Value?) {
                 self.staleUntil = staleUntil
                 self.freshUntil = freshUntil
+                self.refreshAt = refreshAt
                 self.value = value
             }
         }
@@ -172,11 +187,12 @@ public final class MemoryTier<Value: Sendable>: Sendable {
             }
             policy.didAccess(slot: slot)
             guard let value = state.pointee.slots[slot].value else { return nil }
-            return Hit(value: value, freshUntil: state.pointee.slots[slot].freshUntil, staleUntil: staleUntil)
+            return Hit(value: value, freshUntil: state.pointee.slots[slot].freshUntil, staleUntil: staleUntil,
+                       refreshAt: state.pointee.slots[slot].refreshAt)
         }
 
         /// Returns the number of entries evicted to make room.
-        func set(_ key: CacheKey, value: Value, weight: Int, freshUntil: WallTime, staleUntil: WallTime) -> Int {
+        func set(_ key: CacheKey, value: Value, weight: Int, freshUntil: WallTime, staleUntil: WallTime, refreshAt: WallTime) -> Int {
             lock.withLock {
                 if let existing = state.pointee.index[key] { removeSlot(existing) }
                 guard weight <= maxBytes else { return 0 }
@@ -189,18 +205,25 @@ public final class MemoryTier<Value: Sendable>: Sendable {
                 if let free = state.pointee.freeSlots.popLast() {
                     slot = free
                     state.pointee.keys[slot] = key
-                    state.pointee.slots[slot] = Slot(staleUntil: staleUntil, freshUntil: freshUntil, value: value)
+                    state.pointee.slots[slot] = Slot(staleUntil: staleUntil, freshUntil: freshUntil, refreshAt: refreshAt, value: value)
                     state.pointee.weights[slot] = weight
                 } else {
                     slot = state.pointee.keys.count
                     state.pointee.keys.append(key)
-                    state.pointee.slots.append(Slot(staleUntil: staleUntil, freshUntil: freshUntil, value: value))
+                    state.pointee.slots.append(Slot(staleUntil: staleUntil, freshUntil: freshUntil, refreshAt: refreshAt, value: value))
                     state.pointee.weights.append(weight)
                 }
                 state.pointee.index[key] = slot
                 state.pointee.bytes += weight
                 policy.didInsert(slot: slot)
                 return evicted
+            }
+        }
+
+        func postponeRefresh(_ key: CacheKey, to refreshAt: WallTime, ifFreshUntil freshUntil: WallTime) {
+            lock.withLock {
+                guard let slot = state.pointee.index[key], state.pointee.slots[slot].freshUntil == freshUntil else { return }
+                state.pointee.slots[slot].refreshAt = refreshAt
             }
         }
 

@@ -62,7 +62,8 @@ extension TierCacheMetrics {
 final class RefreshTracker<Value: Sendable>: Sendable {
     struct Running {
         var id: UInt64
-        var task: Task<CacheResult<Value>, any Error>
+        /// Nil for the instant between ``reserve(_:now:)`` and ``started(_:id:task:)``.
+        var task: Task<CacheResult<Value>, any Error>?
         /// An earlier wait gave up on it: per-response flushes do not wait for it again.
         var abandoned: Bool
     }
@@ -98,13 +99,18 @@ final class RefreshTracker<Value: Sendable>: Sendable {
                 if now < after { return nil }
                 state.notBefore[key] = nil
             }
-            defer { state.nextID += 1 }
-            return state.nextID
+            let id = state.nextID
+            state.nextID += 1
+            state.running[key] = Running(id: id, task: nil, abandoned: false)
+            return id
         }
     }
 
+    /// Attaches the refresh's task, unless it has finished already.
     func started(_ key: CacheKey, id: UInt64, task: Task<CacheResult<Value>, any Error>) {
-        state.withLock { $0.running[key] = Running(id: id, task: task, abandoned: false) }
+        state.withLock { state in
+            if state.running[key]?.id == id { state.running[key]?.task = task }
+        }
     }
 
     func finished(_ key: CacheKey, id: UInt64, notBefore: WallTime, now: WallTime) {
@@ -119,7 +125,7 @@ final class RefreshTracker<Value: Sendable>: Sendable {
     /// Awaits the refreshes in flight, up to `deadline`; those still running are marked abandoned.
     func wait(deadline: Duration, includeAbandoned: Bool) async -> (completed: Int, pending: Int) {
         let waited = state.withLock { state in
-            state.running.values.filter { includeAbandoned || !$0.abandoned }.map { ($0.id, $0.task) }
+            state.running.values.filter { includeAbandoned || !$0.abandoned }.compactMap { running in running.task.map { (running.id, $0) } }
         }
         guard !waited.isEmpty else { return (0, 0) }
         let tasks = waited.map(\.1)

@@ -218,13 +218,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             inflight[key] = task
             return task
         }
-        // A refresh holds the flight: a fresh entry in the tiers is still an answer.
-        if configuration.refreshAhead != nil, refreshes.isRunning(key), let hit = await freshDuringRefresh(key) { return hit }
-        let result = try await task.value
-        if !result.isStale, configuration.clock.now() >= result.refreshAt {
-            startRefresh(key, after: result, ttl: ttl, staleFor: staleFor, loader: loader)
-        }
-        return result
+        return try await result(of: task, for: key, ttl: ttl, staleFor: staleFor, loader: loader)
     }
 
     /// The single-flight body: chain, then loader, then fail-safe.

@@ -247,9 +247,21 @@ extension Cache {
         ])
     }
 
-    /// A fresh entry from the byte tiers while a refresh holds the key's flight.
-    func freshDuringRefresh(_ key: CacheKey) async -> CacheResult<Value>? {
-        guard let found = await readChain(key, now: configuration.clock.now()), !found.isStale else { return nil }
-        return found
+    /// The result of the flight `task` for `key`, as ``getOrLoad(_:ttl:staleFor:loader:)``
+    /// returns it: when a refresh holds the flight, a fresh entry in the byte tiers is the answer
+    /// (a hit never waits for a refresh); a fresh tier hit past its refresh point starts one.
+    func result(
+        of task: Task<CacheResult<Value>, any Error>, for key: CacheKey, ttl: Duration?, staleFor: Duration?,
+        loader: @escaping @Sendable () async throws -> Value
+    ) async throws -> CacheResult<Value> {
+        guard configuration.refreshAhead != nil else { return try await task.value }
+        if refreshes.isRunning(key), let found = await readChain(key, now: configuration.clock.now()), !found.isStale {
+            return found
+        }
+        let result = try await task.value
+        if !result.isStale, configuration.clock.now() >= result.refreshAt {
+            startRefresh(key, after: result, ttl: ttl, staleFor: staleFor, loader: loader)
+        }
+        return result
     }
 }

@@ -23,7 +23,9 @@ public final class WarmValue<Value: Codable & Sendable>: Sendable {
     public var initResult: WarmResult<Value>? { box.withLock { $0 } }
 
     /// The current value: from memory when fresh, else the byte tiers, else the loader
-    /// (``Cache/getOrLoad(_:ttl:staleFor:loader:)``).
+    /// (``Cache/getOrLoad(_:ttl:staleFor:loader:)``). When the cache has a `RefreshAheadPolicy`
+    /// and the value is late in its lifetime, this read also starts a refresh with the loader,
+    /// which the runtime's flush before the response awaits.
     /// - Throws: the loader's error when no tier has a usable value.
     public func get() async throws -> Value {
         try await cache.getOrLoad(key, ttl: ttl, loader: loader).value

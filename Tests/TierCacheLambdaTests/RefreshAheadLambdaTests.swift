@@ -74,6 +74,41 @@ struct RefreshAheadLambdaTests {
         h.emulator.stop()
     }
 
+    @Test("a value built at INIT keeps its refresh point: a late read refreshes it", arguments: [false, true])
+    func builtAtInitIsRefreshed(packed: Bool) async throws {
+        let h = try Harness(configuration: .init(flushDeadline: .seconds(10), registerShutdownExtension: false, maxInvocations: 1))
+        let bucket = DictionaryTier(name: "s3")
+        let clock = ManualCacheClock()
+        let key = try h.runtime.environment.cacheKey("model", schemaVersion: 1)
+        let cache = Cache<Model>(
+            configuration: .init(name: "models", defaultTTL: .seconds(60), clock: clock, metricsFactory: h.runtime.metrics,
+                                 refreshAhead: RefreshAheadPolicy(fraction: 0.5)),
+            chain: TierChain([.remote(bucket)], configuration: .init(metricsLabel: "models", metricsFactory: h.runtime.metrics)))
+        var warm = WarmSet()
+        if packed {
+            warm.pack = WarmSet.Pack(chain: TierChain([.remote(bucket)]), key: try h.runtime.environment.cacheKey("pack", schemaVersion: 1))
+        }
+        let builds = LockedValueBox(0)
+        let model = warm.add(key, in: cache) {
+            Model(words: ["version": builds.withLock { $0 += 1; return $0 }])
+        }
+        let run = Task {
+            await h.runtime.run(warmSet: warm) {
+                .raw { _, _ in
+                    clock.advance(by: .seconds(31))
+                    return Array("\(try await model.get().words["version"]!)".utf8)
+                }
+            }
+        }
+        let id = h.emulator.enqueue(json: "{}", timeout: .seconds(30))
+        let result = await run.value
+        #expect(result.hydration?.built == 1)
+        #expect(try #require(await h.emulator.outcome(for: id, timeout: .seconds(1))).text == "1")
+        #expect(builds.withLock { $0 } == 2, "built at INIT, refreshed by the read 31 s into a 60 s life")
+        #expect(Self.storedVersion(bucket, cache, key) == 2)
+        h.emulator.stop()
+    }
+
     @Test("a refresh that outlives the flush deadline is abandoned to the background, and the response goes out")
     func refreshAbandonedAtTheFlushDeadline() async throws {
         let h = try Harness(configuration: .init(flushDeadline: .milliseconds(50), registerShutdownExtension: false, maxInvocations: 2))

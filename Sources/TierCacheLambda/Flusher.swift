@@ -78,10 +78,10 @@ final class Flusher: Sendable {
     /// write-behind queue (refreshes write there), all within `deadline`.
     ///
     /// Writes still running at the deadline are abandoned: tracked tasks are cancelled, chain
-    /// writes and refreshes go on in the background (a refresh given up on is not awaited again
-    /// before SHUTDOWN, so a stuck loader costs the deadline once). A chain whose only pending writes are ones an earlier
-    /// flush already abandoned is not waited on again (a store that is down would otherwise cost
-    /// the full deadline at every freeze point).
+    /// writes and refreshes go on in the background. A refresh given up on is not awaited again
+    /// before SHUTDOWN (a stuck loader costs the deadline once), nor is a chain whose only pending
+    /// writes are ones an earlier flush already abandoned (a store that is down would otherwise
+    /// cost the full deadline at every freeze point).
     /// - Parameter includeAbandoned: wait for those too (SHUTDOWN: the last chance).
     func flush(deadline: Duration, includeAbandoned: Bool = false) async -> FlushReport {
         let start = ContinuousClock.now

@@ -32,14 +32,17 @@ public struct CacheResult<Value: Sendable>: Sendable {
     public var freshUntil: WallTime
     /// Until when it may be served stale.
     public var staleUntil: WallTime
+    /// From when `getOrLoad` refreshes it ahead of expiry (RefreshAhead.swift).
+    @usableFromInline var refreshAt: WallTime
 
     @usableFromInline
-    init(value: Value, source: CacheSource, isStale: Bool, freshUntil: WallTime, staleUntil: WallTime) {
+    init(value: Value, source: CacheSource, isStale: Bool, freshUntil: WallTime, staleUntil: WallTime, refreshAt: WallTime? = nil) {
         self.value = value
         self.source = source
         self.isStale = isStale
         self.freshUntil = freshUntil
         self.staleUntil = staleUntil
+        self.refreshAt = refreshAt ?? freshUntil
     }
 }
 
@@ -77,6 +80,9 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         public var logger: Logger
         /// Where metrics go (the memory tier's and the cache's own; the chain has its own setting).
         public var metricsFactory: any MetricsFactory
+        /// Refresh entries that `getOrLoad` reads late in their lifetime, in the background, before
+        /// they expire; nil (the default) for none. See ``RefreshAheadPolicy``.
+        public var refreshAhead: RefreshAheadPolicy?
 
         /// Creates a configuration.
         public init(
@@ -89,7 +95,8 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             memory: MemoryTier<Value>.Configuration? = .init(),
             clock: any CacheClock = SystemCacheClock(),
             logger: Logger = .tierCacheNoOp,
-            metricsFactory: any MetricsFactory = MetricsSystem.factory
+            metricsFactory: any MetricsFactory = MetricsSystem.factory,
+            refreshAhead: RefreshAheadPolicy? = nil
         ) {
             self.name = name
             self.defaultTTL = defaultTTL
@@ -101,6 +108,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             self.clock = clock
             self.logger = logger
             self.metricsFactory = metricsFactory
+            self.refreshAhead = refreshAhead
         }
     }
 
@@ -112,8 +120,9 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     public let memory: MemoryTier<Value>?
 
     private let codecs: [CodecID: any Codec]
-    private let inflight = LockedValueBox<[CacheKey: Task<CacheResult<Value>, any Error>]>([:])
-    private let metrics: CacheMetrics
+    let inflight = LockedValueBox<[CacheKey: Task<CacheResult<Value>, any Error>]>([:])
+    let metrics: CacheMetrics
+    let refreshes: RefreshTracker<Value>
     @usableFromInline let memoryFreshCounter: Counter
 
     /// Creates a cache over `chain`.
@@ -127,9 +136,10 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         self.codecs = codecs
         self.metrics = CacheMetrics(cache: configuration.name, tiers: chain.tiers.map(\.tier.name), factory: configuration.metricsFactory)
         self.memoryFreshCounter = metrics.memoryFresh
+        self.refreshes = RefreshTracker(cache: configuration.name, factory: configuration.metricsFactory)
     }
 
-    private var logger: Logger { configuration.logger }
+    var logger: Logger { configuration.logger }
 
     // MARK: Reads
 
@@ -151,6 +161,10 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     ///   - ttl: how long the loaded value stays fresh; the configuration's default when nil.
     ///   - staleFor: how long after that it may be served if reloading fails.
     ///   - loader: the full initialization.
+    ///
+    /// With ``Configuration/refreshAhead``, a fresh hit past the policy's share of its lifetime is
+    /// returned at once and starts a background refresh with this `loader` (see
+    /// ``RefreshAheadPolicy``).
     @inlinable
     public func getOrLoad(
         _ key: CacheKey,
@@ -158,7 +172,11 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         staleFor: Duration? = nil,
         loader: @escaping @Sendable () async throws -> Value
     ) async throws -> CacheResult<Value> {
-        if let hit = freshFromMemory(key, now: configuration.clock.now()) { return hit }
+        let now = configuration.clock.now()
+        if let hit = freshFromMemory(key, now: now) {
+            if now >= hit.refreshAt { startRefresh(key, after: hit, ttl: ttl, staleFor: staleFor, loader: loader) }
+            return hit
+        }
         return try await loadOnce(key, ttl: ttl, staleFor: staleFor, loader: loader)
     }
 
@@ -169,7 +187,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     func freshFromMemory(_ key: CacheKey, now: WallTime) -> CacheResult<Value>? {
         guard let hit = memory?.get(key, now: now), now < hit.freshUntil else { return nil }
         memoryFreshCounter.increment()
-        return CacheResult(value: hit.value, source: .memory, isStale: false, freshUntil: hit.freshUntil, staleUntil: hit.staleUntil)
+        return CacheResult(value: hit.value, source: .memory, isStale: false, freshUntil: hit.freshUntil, staleUntil: hit.staleUntil, refreshAt: hit.refreshAt)
     }
 
     @usableFromInline
@@ -200,7 +218,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             inflight[key] = task
             return task
         }
-        return try await task.value
+        return try await result(of: task, for: key, ttl: ttl, staleFor: staleFor, loader: loader)
     }
 
     /// The single-flight body: chain, then loader, then fail-safe.
@@ -252,15 +270,16 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     }
 
     /// Reads the chain and decodes; a hit that does not decode is a miss (counted, logged).
-    private func readChain(_ key: CacheKey, now: WallTime) async -> CacheResult<Value>? {
+    func readChain(_ key: CacheKey, now: WallTime) async -> CacheResult<Value>? {
         guard !chain.isEmpty, let hit = await chain.get(key, now: now) else { return nil }
         do {
             let value = try decode(hit.entry)
+            let refreshAt = refreshPoint(createdAt: hit.entry.createdAt, freshUntil: hit.entry.freshUntil)
             memory?.set(key, value: value, weight: Int(clamping: hit.entry.uncompressedLength),
-                        freshUntil: hit.entry.freshUntil, staleUntil: hit.entry.staleUntil)
+                        freshUntil: hit.entry.freshUntil, staleUntil: hit.entry.staleUntil, refreshAt: refreshAt)
             (hit.isStale ? metrics.tierStale : metrics.tierFresh).increment()
             return CacheResult(value: value, source: .tier(hit.tierName), isStale: hit.isStale,
-                               freshUntil: hit.entry.freshUntil, staleUntil: hit.entry.staleUntil)
+                               freshUntil: hit.entry.freshUntil, staleUntil: hit.entry.staleUntil, refreshAt: refreshAt)
         } catch {
             metrics.decodeFailures[hit.tierIndex].increment()
             logger.warning("entry could not be decoded; treated as a miss", metadata: [
@@ -287,16 +306,23 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         await chain.remove(key)
     }
 
-    /// Waits for write-behind writes, up to `deadline`; see ``TierChain/flush(deadline:)``.
+    /// Waits for refreshes in flight (``RefreshAheadPolicy``), then for write-behind writes
+    /// (theirs included), all within `deadline`; see ``TierChain/flush(deadline:)``.
+    ///
+    /// A refresh still running at the deadline is not cancelled: it goes on in the background and
+    /// is logged; ``refreshesInFlight`` counts it.
     @discardableResult
     public func flush(deadline: Duration = .seconds(5)) async -> TierChain.FlushResult {
-        await chain.flush(deadline: deadline)
+        let start = ContinuousClock.now
+        await awaitRefreshes(deadline: deadline, includeAbandoned: true)
+        return await chain.flush(deadline: max(deadline - (ContinuousClock.now - start), .zero))
     }
 
-    private func store(_ key: CacheKey, value: Value, freshUntil: WallTime, staleUntil: WallTime) async throws(TierCacheError) {
+    func store(_ key: CacheKey, value: Value, freshUntil: WallTime, staleUntil: WallTime) async throws(TierCacheError) {
         let now = configuration.clock.now()
         let entry = try encode(key, value: value, createdAt: now, freshUntil: freshUntil, staleUntil: staleUntil)
-        memory?.set(key, value: value, weight: Int(clamping: entry.uncompressedLength), freshUntil: freshUntil, staleUntil: staleUntil)
+        memory?.set(key, value: value, weight: Int(clamping: entry.uncompressedLength), freshUntil: freshUntil, staleUntil: staleUntil,
+                    refreshAt: refreshPoint(createdAt: now, freshUntil: freshUntil))
         if !chain.isEmpty { await chain.put(entry) }
     }
 
@@ -333,18 +359,19 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
 
     // MARK: Helpers
 
-    private func expiry(ttl: Duration?, staleFor: Duration?, now: WallTime) -> (fresh: WallTime, stale: WallTime) {
+    func expiry(ttl: Duration?, staleFor: Duration?, now: WallTime) -> (fresh: WallTime, stale: WallTime) {
         let fresh = now.advanced(by: max(ttl ?? configuration.defaultTTL, .zero))
         return (fresh, fresh.advanced(by: max(staleFor ?? configuration.defaultStaleFor, .zero)))
     }
 
     private func result(_ hit: MemoryTier<Value>.Hit, source: CacheSource, now: WallTime) -> CacheResult<Value> {
-        CacheResult(value: hit.value, source: source, isStale: now >= hit.freshUntil, freshUntil: hit.freshUntil, staleUntil: hit.staleUntil)
+        CacheResult(value: hit.value, source: source, isStale: now >= hit.freshUntil, freshUntil: hit.freshUntil, staleUntil: hit.staleUntil,
+                    refreshAt: hit.refreshAt)
     }
 }
 
 /// Pre-created handles for a cache's own metrics.
-private struct CacheMetrics: Sendable {
+struct CacheMetrics: Sendable {
     let memoryFresh, memoryStale, tierFresh, tierStale, loaderResult: Counter
     let loadOK, loadError, staleServes: Counter
     let loadDuration: Timer

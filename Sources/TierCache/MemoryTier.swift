@@ -36,12 +36,16 @@ public final class MemoryTier<Value: Sendable>: Sendable {
         public var freshUntil: WallTime
         /// Until when it may be served stale.
         public var staleUntil: WallTime
+        /// From when a `getOrLoad` hit starts a refresh-ahead (``RefreshAheadPolicy``); equal to
+        /// `freshUntil` when none is due before expiry.
+        public var refreshAt: WallTime
 
         @usableFromInline
-        init(value: Value, freshUntil: WallTime, staleUntil: WallTime) {
+        init(value: Value, freshUntil: WallTime, staleUntil: WallTime, refreshAt: WallTime) {
             self.value = value
             self.freshUntil = freshUntil
             self.staleUntil = staleUntil
+            self.refreshAt = refreshAt
         }
     }
 
@@ -103,9 +107,18 @@ public final class MemoryTier<Value: Sendable>: Sendable {
     }
 
     /// Stores a value. An entry heavier than a shard's byte budget is not stored.
-    public func set(_ key: CacheKey, value: Value, weight: Int, freshUntil: WallTime, staleUntil: WallTime) {
-        let evicted = shard(for: key).set(key, value: value, weight: max(weight, 0), freshUntil: freshUntil, staleUntil: max(staleUntil, freshUntil))
+    /// - Parameter refreshAt: from when a `getOrLoad` hit starts a refresh-ahead; `freshUntil`
+    ///   (no refresh before expiry) when nil.
+    public func set(_ key: CacheKey, value: Value, weight: Int, freshUntil: WallTime, staleUntil: WallTime, refreshAt: WallTime? = nil) {
+        let evicted = shard(for: key).set(key, value: value, weight: max(weight, 0), freshUntil: freshUntil, staleUntil: max(staleUntil, freshUntil),
+                                          refreshAt: min(refreshAt ?? freshUntil, freshUntil))
         if evicted > 0 { evictions.increment(by: evicted) }
+    }
+
+    /// Moves the refresh-ahead instant of the entry for `key`, if the entry held is still the one
+    /// fresh until `freshUntil` (a newer value keeps its own).
+    package func postponeRefresh(_ key: CacheKey, to refreshAt: WallTime, ifFreshUntil freshUntil: WallTime) {
+        shard(for: key).postponeRefresh(key, to: min(refreshAt, freshUntil), ifFreshUntil: freshUntil)
     }
 
     /// Removes the value for `key`.
@@ -147,14 +160,17 @@ public final class MemoryTier<Value: Sendable>: Sendable {
             @usableFromInline let key: CacheKey
             @usableFromInline let staleUntil: WallTime
             @usableFromInline let freshUntil: WallTime
+            /// Changed only holding every lock (``postponeRefresh(_:to:ifFreshUntil:)``).
+            @usableFromInline var refreshAt: WallTime
             @usableFromInline let value: Value
             @usableFromInline let weight: Int
 
             @usableFromInline
-            init(key: CacheKey, staleUntil: WallTime, freshUntil: WallTime, value: Value, weight: Int) {
+            init(key: CacheKey, staleUntil: WallTime, freshUntil: WallTime, refreshAt: WallTime, value: Value, weight: Int) {
                 self.key = key
                 self.staleUntil = staleUntil
                 self.freshUntil = freshUntil
+                self.refreshAt = refreshAt
                 self.value = value
                 self.weight = weight
             }
@@ -268,7 +284,8 @@ public final class MemoryTier<Value: Sendable>: Sendable {
                     } else {
                         policyDidAccess(slot)
                     }
-                    hit = Hit(value: entry.pointee.value, freshUntil: entry.pointee.freshUntil, staleUntil: entry.pointee.staleUntil)
+                    hit = Hit(value: entry.pointee.value, freshUntil: entry.pointee.freshUntil, staleUntil: entry.pointee.staleUntil,
+                              refreshAt: entry.pointee.refreshAt)
                 } else {
                     expired = true
                 }
@@ -292,7 +309,7 @@ public final class MemoryTier<Value: Sendable>: Sendable {
         }
 
         /// Returns the number of entries evicted to make room.
-        func set(_ key: CacheKey, value: Value, weight: Int, freshUntil: WallTime, staleUntil: WallTime) -> Int {
+        func set(_ key: CacheKey, value: Value, weight: Int, freshUntil: WallTime, staleUntil: WallTime, refreshAt: WallTime) -> Int {
             exclusively {
                 if let existing = find(key) { removeSlot(existing) }
                 guard weight <= maxBytes else { return 0 }
@@ -302,7 +319,7 @@ public final class MemoryTier<Value: Sendable>: Sendable {
                     evicted += 1
                 }
                 let slot = takeFreeSlot()
-                (state.pointee.slots + slot).initialize(to: Slot(key: key, staleUntil: staleUntil, freshUntil: freshUntil, value: value, weight: weight))
+                (state.pointee.slots + slot).initialize(to: Slot(key: key, staleUntil: staleUntil, freshUntil: freshUntil, refreshAt: refreshAt, value: value, weight: weight))
                 insertWord(hash: key.hash64, slot: slot)
                 state.pointee.count += 1
                 state.pointee.bytes += weight
@@ -312,6 +329,13 @@ public final class MemoryTier<Value: Sendable>: Sendable {
                     policy?.didInsert(slot: slot)
                 }
                 return evicted
+            }
+        }
+
+        func postponeRefresh(_ key: CacheKey, to refreshAt: WallTime, ifFreshUntil freshUntil: WallTime) {
+            exclusively {
+                guard let slot = find(key), state.pointee.slots[slot].freshUntil == freshUntil else { return }
+                state.pointee.slots[slot].refreshAt = refreshAt
             }
         }
 

@@ -23,10 +23,11 @@ public import TierCache
 /// From the core's metrics (``TierCacheMetrics``) it derives, per tier: `<tier>.Hits`,
 /// `<tier>.Misses`, `<tier>.StaleServes`, `<tier>.Errors` (errors, timeouts, corrupt entries on
 /// reads and writes), `<tier>.BytesRead` (Bytes), plus `memory.Hits`, `memory.StaleServes`,
-/// `Loads`, `LoaderStaleServes` and `EstimatedS3CostUSD` (requests to the tier named
-/// ``Configuration/s3TierName`` at the configured prices). The ``LambdaRuntime`` adds
-/// `ColdStart`, `WarmStart`, `InitDuration`, `HydrationDuration`, `FlushDuration` and
-/// `AbandonedWrites` per invocation.
+/// `Loads`, `LoaderStaleServes`, `Refreshes`, `RefreshFailures` and `EstimatedS3CostUSD`
+/// (requests to the tier named ``Configuration/s3TierName`` at the configured prices). The
+/// ``LambdaRuntime`` adds `ColdStart`, `WarmStart`, `InitDuration`, `HydrationDuration`,
+/// `FlushDuration` and `AbandonedWrites` per invocation, and `FlushedRefreshes` and
+/// `AbandonedRefreshes` when a flush awaited refreshes.
 public final class EMFMetricsFactory: MetricsFactory, Sendable {
     /// Settings; every property has a default.
     public struct Configuration: Sendable {
@@ -205,6 +206,8 @@ public final class EMFMetricsFactory: MetricsFactory, Sendable {
                 add("Loads", delta, "Count")
             case TierCacheMetrics.staleServes:
                 add("LoaderStaleServes", delta, "Count")
+            case TierCacheMetrics.refreshes:
+                add(result == "ok" ? "Refreshes" : "RefreshFailures", delta, "Count")
             default:
                 break
             }

@@ -10,15 +10,32 @@ public struct FlushReport: Sendable, Hashable {
     public var abandoned: Int
     /// How long the flush waited.
     public var duration: Duration
+    /// Refreshes (``RefreshAheadPolicy``) that finished during the flush.
+    public var refreshes: Int = 0
+    /// Refreshes still running at the deadline: left to the background (they go on when the
+    /// environment thaws), not awaited again until SHUTDOWN, counted and logged.
+    public var abandonedRefreshes: Int = 0
 }
 
-/// Tracks writes the runtime started (warm-set persistence) and the chains whose write-behind
-/// queues must be drained before the process may be frozen.
+/// A cache's refreshes in flight, type-erased for the flusher.
+struct RefreshWaiter: Sendable {
+    let id: ObjectIdentifier
+    let wait: @Sendable (Duration, Bool) async -> (completed: Int, pending: Int)
+
+    init<Value>(_ cache: Cache<Value>) {
+        id = ObjectIdentifier(cache)
+        wait = { deadline, includeAbandoned in await cache.awaitRefreshes(deadline: deadline, includeAbandoned: includeAbandoned) }
+    }
+}
+
+/// Tracks writes the runtime started (warm-set persistence), the caches whose refreshes and the
+/// chains whose write-behind queues must be drained before the process may be frozen.
 final class Flusher: Sendable {
     private struct State {
         var nextID = 0
         var tasks: [Int: Task<Void, Never>] = [:]
         var chains: [ObjectIdentifier: (chain: TierChain, abandonedPending: Int)] = [:]
+        var refreshers: [ObjectIdentifier: RefreshWaiter] = [:]
         var abandonedTotal = 0
     }
 
@@ -37,6 +54,11 @@ final class Flusher: Sendable {
         }
     }
 
+    /// Adds a cache whose refreshes in flight every flush awaits, before the chains.
+    func register(_ refreshes: RefreshWaiter) {
+        state.withLock { $0.refreshers[refreshes.id] = refreshes }
+    }
+
     /// Starts `operation` in the background; flushes await it.
     func track(_ operation: @escaping @Sendable () async -> Void) {
         state.withLock { state in
@@ -52,12 +74,14 @@ final class Flusher: Sendable {
     /// Writes abandoned over the process's life.
     var abandonedTotal: Int { state.withLock { $0.abandonedTotal } }
 
-    /// Awaits tracked writes, then every chain's write-behind queue, all within `deadline`.
+    /// Awaits tracked writes, then every cache's refreshes in flight, then every chain's
+    /// write-behind queue (refreshes write there), all within `deadline`.
     ///
     /// Writes still running at the deadline are abandoned: tracked tasks are cancelled, chain
-    /// writes go on in the background. A chain whose only pending writes are ones an earlier
-    /// flush already abandoned is not waited on again (a store that is down would otherwise cost
-    /// the full deadline at every freeze point).
+    /// writes and refreshes go on in the background. A refresh given up on is not awaited again
+    /// before SHUTDOWN (a stuck loader costs the deadline once), nor is a chain whose only pending
+    /// writes are ones an earlier flush already abandoned (a store that is down would otherwise
+    /// cost the full deadline at every freeze point).
     /// - Parameter includeAbandoned: wait for those too (SHUTDOWN: the last chance).
     func flush(deadline: Duration, includeAbandoned: Bool = false) async -> FlushReport {
         let start = ContinuousClock.now
@@ -85,6 +109,13 @@ final class Flusher: Sendable {
                 _ = state.withLock { $0.tasks.removeValue(forKey: id) }
             }
         }
+        var refreshes = 0
+        var abandonedRefreshes = 0
+        for waiter in state.withLock({ Array($0.refreshers.values) }) {
+            let result = await waiter.wait(max(ContinuousClock.now.duration(to: end), .zero), includeAbandoned)
+            refreshes += result.completed
+            abandonedRefreshes += result.pending
+        }
         let chains = state.withLock { Array($0.chains) }
         for (id, entry) in chains {
             let pending = entry.chain.pendingWrites
@@ -105,6 +136,7 @@ final class Flusher: Sendable {
                 "abandoned": "\(abandoned)", "deadline": "\(deadline)",
             ])
         }
-        return FlushReport(completed: completed, abandoned: abandoned, duration: ContinuousClock.now - start)
+        return FlushReport(completed: completed, abandoned: abandoned, duration: ContinuousClock.now - start,
+                           refreshes: refreshes, abandonedRefreshes: abandonedRefreshes)
     }
 }

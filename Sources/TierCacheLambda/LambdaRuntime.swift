@@ -23,9 +23,10 @@ public import TierCache
 /// ``Configuration/hydrationDeadline``, call `setup`, flush. Any error there is posted to
 /// `/runtime/init/error` and ``run(warmSet:setup:)`` returns a non-zero exit status. Then, per
 /// invocation: build the ``LambdaContext`` (and `_X_AMZN_TRACE_ID`), call the handler, flush
-/// pending writes under ``Configuration/flushDeadline`` (never past the invocation's remaining
-/// time; writes that cannot finish are abandoned, counted and logged), post the response or the
-/// error, and write one EMF line.
+/// refreshes a read started (``RefreshAheadPolicy``) and pending writes under
+/// ``Configuration/flushDeadline`` (never past the invocation's remaining time; what cannot
+/// finish is abandoned, counted and logged), post the response or the error, and write one EMF
+/// line.
 public final class LambdaRuntime: Sendable {
     /// Settings; every property has a default.
     public struct Configuration: Sendable {
@@ -109,9 +110,11 @@ public final class LambdaRuntime: Sendable {
         client.shutdown()
     }
 
-    /// Adds a cache whose pending writes every flush awaits (warm-set caches are added already).
+    /// Adds a cache whose pending writes and refreshes in flight (``RefreshAheadPolicy``) every
+    /// flush awaits (warm-set caches are added already).
     public func flushBeforeResponding<Value>(_ cache: Cache<Value>) {
         flusher.register(cache.chain)
+        flusher.register(RefreshWaiter(cache))
     }
 
     /// Awaits pending writes up to `deadline`; what cannot finish is abandoned, counted and logged.
@@ -227,6 +230,12 @@ public final class LambdaRuntime: Sendable {
                     .init("FlushDuration", flush.duration.milliseconds, unit: "Milliseconds"),
                     .init("AbandonedWrites", Double(flush.abandoned + (cold ? initFlush.abandoned : 0)), unit: "Count"),
                 ]
+                if flush.refreshes + flush.abandonedRefreshes > 0 {
+                    extra += [
+                        .init("FlushedRefreshes", Double(flush.refreshes), unit: "Count"),
+                        .init("AbandonedRefreshes", Double(flush.abandonedRefreshes), unit: "Count"),
+                    ]
+                }
                 if case .failure = outcome { extra.append(.init("Errors", 1, unit: "Count")) }
                 if cold {
                     extra += [

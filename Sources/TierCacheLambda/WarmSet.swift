@@ -23,7 +23,9 @@ public final class WarmValue<Value: Codable & Sendable>: Sendable {
     public var initResult: WarmResult<Value>? { box.withLock { $0 } }
 
     /// The current value: from memory when fresh, else the byte tiers, else the loader
-    /// (``Cache/getOrLoad(_:ttl:staleFor:loader:)``).
+    /// (``Cache/getOrLoad(_:ttl:staleFor:loader:)``). When the cache has a `RefreshAheadPolicy`
+    /// and the value is late in its lifetime, this read also starts a refresh with the loader,
+    /// which the runtime's flush before the response awaits.
     /// - Throws: the loader's error when no tier has a usable value.
     public func get() async throws -> Value {
         try await cache.getOrLoad(key, ttl: ttl, loader: loader).value
@@ -116,6 +118,8 @@ struct WarmItem: Sendable {
 
     let key: CacheKey
     let chain: TierChain
+    /// The cache's refreshes, which every flush awaits.
+    let refreshes: RefreshWaiter
     /// Reads the member from the cache (memory, then tiers); the value is kept when found.
     let read: @Sendable () async -> ReadOutcome?
     /// Decodes a packed envelope into memory; nil when it does not decode or is unusable.
@@ -130,6 +134,7 @@ struct WarmItem: Sendable {
         let key = handle.key
         self.key = key
         self.chain = cache.chain
+        self.refreshes = RefreshWaiter(cache)
         read = {
             guard let found = await cache.get(key, allowStale: true) else { return nil }
             handle.set(WarmResult(value: found.value, source: found.source, isStale: found.isStale,
@@ -138,8 +143,8 @@ struct WarmItem: Sendable {
         }
         adopt = { entry, now in
             guard entry.key == key, entry.isUsable(at: now), let value = try? cache.decode(entry) else { return nil }
-            cache.memory?.set(key, value: value, weight: Int(clamping: entry.uncompressedLength),
-                              freshUntil: entry.freshUntil, staleUntil: entry.staleUntil)
+            cache.keepInMemory(key, value: value, weight: Int(clamping: entry.uncompressedLength),
+                               createdAt: entry.createdAt, freshUntil: entry.freshUntil, staleUntil: entry.staleUntil)
             let stale = !entry.isFresh(at: now)
             handle.set(WarmResult(value: value, source: .tier("pack"), isStale: stale,
                                    freshUntil: entry.freshUntil, staleUntil: entry.staleUntil))
@@ -151,7 +156,7 @@ struct WarmItem: Sendable {
             let fresh = now.advanced(by: handle.ttl ?? cache.configuration.defaultTTL)
             let stale = fresh.advanced(by: cache.configuration.defaultStaleFor)
             let entry = try cache.encode(key, value: value, createdAt: now, freshUntil: fresh, staleUntil: stale)
-            cache.memory?.set(key, value: value, weight: Int(clamping: entry.uncompressedLength), freshUntil: fresh, staleUntil: stale)
+            cache.keepInMemory(key, value: value, weight: Int(clamping: entry.uncompressedLength), createdAt: now, freshUntil: fresh, staleUntil: stale)
             handle.set(WarmResult(value: value, source: .loader, isStale: false, freshUntil: fresh, staleUntil: stale))
             return entry
         }
@@ -220,7 +225,10 @@ extension WarmSet {
     ///   loader failed with no stale value to fall back on.
     func hydrate(deadline: Duration, flusher: Flusher, logger: Logger) async throws -> HydrationReport {
         let start = ContinuousClock.now
-        for item in items { flusher.register(item.chain) }
+        for item in items {
+            flusher.register(item.chain)
+            flusher.register(item.refreshes)
+        }
         if let pack { flusher.register(pack.chain) }
 
         // Phase 1: every read in parallel under one deadline; late answers are ignored.

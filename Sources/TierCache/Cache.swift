@@ -77,6 +77,9 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         public var logger: Logger
         /// Where metrics go (the memory tier's and the cache's own; the chain has its own setting).
         public var metricsFactory: any MetricsFactory
+        /// Whether loads are coordinated across processes when a call does not say (off by
+        /// default); see ``LoadCoordinator``.
+        public var coordination: LoadCoordination
 
         /// Creates a configuration.
         public init(
@@ -89,7 +92,8 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             memory: MemoryTier<Value>.Configuration? = .init(),
             clock: any CacheClock = SystemCacheClock(),
             logger: Logger = .tierCacheNoOp,
-            metricsFactory: any MetricsFactory = MetricsSystem.factory
+            metricsFactory: any MetricsFactory = MetricsSystem.factory,
+            coordination: LoadCoordination = .off
         ) {
             self.name = name
             self.defaultTTL = defaultTTL
@@ -101,6 +105,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             self.clock = clock
             self.logger = logger
             self.metricsFactory = metricsFactory
+            self.coordination = coordination
         }
     }
 
@@ -150,16 +155,19 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     /// - Parameters:
     ///   - ttl: how long the loaded value stays fresh; the configuration's default when nil.
     ///   - staleFor: how long after that it may be served if reloading fails.
+    ///   - coordination: whether to take a lease across processes before loading (see
+    ///     ``LoadCoordinator``); the configuration's ``Configuration/coordination`` when nil.
     ///   - loader: the full initialization.
     @inlinable
     public func getOrLoad(
         _ key: CacheKey,
         ttl: Duration? = nil,
         staleFor: Duration? = nil,
+        coordination: LoadCoordination? = nil,
         loader: @escaping @Sendable () async throws -> Value
     ) async throws -> CacheResult<Value> {
         if let hit = freshFromMemory(key, now: configuration.clock.now()) { return hit }
-        return try await loadOnce(key, ttl: ttl, staleFor: staleFor, loader: loader)
+        return try await loadOnce(key, ttl: ttl, staleFor: staleFor, coordination: coordination, loader: loader)
     }
 
     /// A fresh memory hit. Inlinable, like the two reads above, so that the hit path is
@@ -188,14 +196,14 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     /// Joins the flight for `key`, or starts it.
     @usableFromInline
     func loadOnce(
-        _ key: CacheKey, ttl: Duration?, staleFor: Duration?,
+        _ key: CacheKey, ttl: Duration?, staleFor: Duration?, coordination: LoadCoordination? = nil,
         loader: @escaping @Sendable () async throws -> Value
     ) async throws -> CacheResult<Value> {
         let task: Task<CacheResult<Value>, any Error> = inflight.withLock { inflight in
             if let running = inflight[key] { return running }
             let task = Task {
                 defer { _ = self.inflight.withLock { $0.removeValue(forKey: key) } }
-                return try await self.load(key, ttl: ttl, staleFor: staleFor, loader: loader)
+                return try await self.load(key, ttl: ttl, staleFor: staleFor, coordination: coordination, loader: loader)
             }
             inflight[key] = task
             return task
@@ -205,7 +213,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
 
     /// The single-flight body: chain, then loader, then fail-safe.
     private func load(
-        _ key: CacheKey, ttl: Duration?, staleFor: Duration?,
+        _ key: CacheKey, ttl: Duration?, staleFor: Duration?, coordination: LoadCoordination?,
         loader: @Sendable () async throws -> Value
     ) async throws -> CacheResult<Value> {
         let now = configuration.clock.now()
@@ -217,6 +225,14 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         let stale = await readChain(key, now: now)
         if let stale, !stale.isStale { return stale }
 
+        // Distributed single-flight (off unless asked for): lead, or serve what another process stored.
+        let turn = await (coordination ?? configuration.coordination).begin(
+            key, cacheName: configuration.name, factory: configuration.metricsFactory, logger: logger)
+        if let turn, turn.hasAppeared {
+            if let found = await readChain(key, now: configuration.clock.now()), !found.isStale { return found }
+            turn.unreadable(key)
+        }
+
         let start = ContinuousClock.now
         let value: Value
         do {
@@ -225,6 +241,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             metrics.loadDuration.recordInterval(since: start)
         } catch {
             metrics.loadError.increment()
+            await turn?.release()
             let fallback = stale ?? memory?.get(key, now: configuration.clock.now()).map {
                 result($0, source: .memory, now: configuration.clock.now())
             }
@@ -246,6 +263,10 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             logger.error("loaded value could not be serialized; it is not cached", metadata: [
                 "key": "\(key)", "error": "\(error)",
             ])
+        }
+        if let turn {
+            await chain.settle(key)  // the entry is visible in every tier before the lease goes
+            await turn.release()
         }
         metrics.loaderResult.increment()
         return CacheResult(value: value, source: .loader, isStale: false, freshUntil: times.fresh, staleUntil: times.stale)

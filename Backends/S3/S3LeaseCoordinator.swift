@@ -63,7 +63,7 @@ public final class S3LeaseCoordinator: LoadCoordinator {
             leaseDuration: Duration = .seconds(30),
             waitDeadline: Duration = .seconds(10),
             initialPoll: Duration = .milliseconds(50),
-            maxPoll: Duration = .seconds(1),
+            maxPoll: Duration = .milliseconds(500),
             clockSkewTolerance: Duration = .milliseconds(500),
             renews: Bool = true,
             requestTimeout: Duration = .seconds(2),

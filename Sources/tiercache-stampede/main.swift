@@ -4,6 +4,7 @@
 //
 //   tiercache-stampede --bucket B [--key init] [--build-ms 1500] [--protect] [--lease-ms 30000]
 //                      [--wait-ms 10000] [--start-at <ms since 1970>] [--size 65536]
+//   tiercache-stampede --bucket B --create-bucket      (creates the bucket and exits)
 //
 // S3 comes from TIERCACHE_TEST_S3_ENDPOINT / TIERCACHE_TEST_ACCESS_KEY_ID /
 // TIERCACHE_TEST_SECRET_ACCESS_KEY (scripts/start-moto.sh sets them). --start-at is a barrier:
@@ -30,6 +31,7 @@ struct Options {
     var waitMs = 10_000
     var startAt: Int64?
     var size = 65_536
+    var createBucket = false
 
     init(_ arguments: [String]) {
         var i = 1
@@ -52,6 +54,7 @@ struct Options {
             case "--wait-ms": waitMs = number(next())
             case "--start-at": startAt = Int64(number(next()))
             case "--size": size = number(next())
+            case "--create-bucket": createBucket = true
             default: fail("unknown argument \(arguments[i])")
             }
             i += 1
@@ -79,6 +82,10 @@ let metrics = TestMetrics()
 let client = try S3Client(configuration: .init(region: .usEast1, endpoint: endpoint,
                                                credentials: .static(AWSCredentials(accessKeyID: accessKey, secretAccessKey: secret))),
                           metricsFactory: metrics)
+if options.createBucket {
+    try await client.createBucket(options.bucket)
+    exit(0)
+}
 let tier = S3Tier(client: client, configuration: .init(bucket: options.bucket, prefix: "cache", readTimeout: .seconds(10),
                                                         writeTimeout: .seconds(10)))
 let pid = getpid()

@@ -46,10 +46,12 @@ public struct CacheResult<Value: Sendable>: Sendable {
 /// A typed cache: a memory tier of decoded values over a ``TierChain`` of byte tiers, with a
 /// serializer and a codec between them.
 ///
-/// - ``getOrLoad(_:ttl:staleFor:loader:)`` is the cold-start path: memory, then each byte tier
+/// - ``getOrLoad(_:ttl:staleFor:coordination:loader:)`` is the cold-start path: memory, then each byte tier
 ///   under its deadline, then the loader, run once per key however many callers wait
 ///   (single-flight). A loaded value goes into memory at once and into the byte tiers
 ///   write-through or write-behind; ``flush(deadline:)`` awaits the latter.
+/// - With ``LoadCoordination`` on (per cache or per call; off by default), a key that missed
+///   everywhere is loaded once across processes: see ``LoadCoordinator``.
 /// - Tier failures and timeouts are misses (counted, logged), never thrown. What a caller can
 ///   see thrown: its own loader's error (when no stale value exists to fall back on) and, from
 ///   ``set(_:_:ttl:staleFor:)``, a ``TierCacheError`` when the value cannot be serialized.

@@ -64,7 +64,9 @@ public struct WarmResult<Value: Sendable>: Sendable {
 /// With ``LoadCoordination`` on (per member, per warm set, or in the member's cache), a member
 /// that missed everywhere takes a lease before its loader runs (see `S3LeaseCoordinator`): of many
 /// environments starting together, one builds; the others wait for its entry, within the
-/// coordinator's deadline, and count it as hydrated.
+/// coordinator's deadline, and count it as hydrated. A packed warm set (``pack``) is not
+/// coordinated at INIT: its members are stored only inside the pack, where a waiting process's
+/// lease cannot see them appear.
 public struct WarmSet: Sendable {
     /// Where a packed warm set is stored: one object holding every member's envelope, so
     /// hydration costs one GET.
@@ -142,8 +144,9 @@ struct WarmItem: Sendable {
     let adopt: @Sendable (CacheEntry, WallTime) -> ReadOutcome?
     /// Runs the loader (after taking a lease when coordinated), keeps the value in memory, and
     /// returns the envelope to persist with the lease to release once it is stored; no envelope
-    /// when another process stored the entry while this one waited (read into memory).
-    let build: @Sendable () async throws -> (entry: CacheEntry?, turn: CoordinatedTurn?)
+    /// when another process stored the entry while this one waited (read into memory). The
+    /// argument says whether coordination may apply (not for a packed warm set).
+    let build: @Sendable (_ coordinated: Bool) async throws -> (entry: CacheEntry?, turn: CoordinatedTurn?)
     /// The envelope of the current value (for a repacked object).
     let export: @Sendable () -> CacheEntry?
 
@@ -167,9 +170,9 @@ struct WarmItem: Sendable {
                                    freshUntil: entry.freshUntil, staleUntil: entry.staleUntil))
             return stale ? .stale(.tier("pack")) : .fresh(.tier("pack"))
         }
-        build = {
+        build = { coordinated in
             let configuration = cache.configuration
-            let turn = await (handle.coordination ?? configuration.coordination).begin(
+            let turn = await (coordinated ? handle.coordination ?? configuration.coordination : .off).begin(
                 key, cacheName: configuration.name, factory: configuration.metricsFactory, logger: configuration.logger)
             if let turn, turn.hasAppeared {
                 if let found = await cache.get(key) {
@@ -310,7 +313,7 @@ extension WarmSet {
                 let hadStale = reads[index] != nil
                 group.addTask {
                     do {
-                        let built = try await item.build()
+                        let built = try await item.build(pack == nil)
                         return (index, built.entry, built.turn, built.entry == nil)
                     } catch {
                         guard hadStale else {
@@ -347,12 +350,7 @@ extension WarmSet {
                 let packed = CacheEntry(key: pack.key, serializerID: WarmPackFormat.serializerID, codecID: .identity,
                                         createdAt: now, freshUntil: fresh, staleUntil: fresh.advanced(by: pack.staleFor),
                                         uncompressedLength: UInt64(payload.count), payload: payload)
-                let held = turns
-                flusher.track {
-                    await pack.chain.put(packed)
-                    await pack.chain.settle(pack.key)
-                    for (_, turn) in held { await turn.release() }
-                }
+                flusher.track { await pack.chain.put(packed) }  // packs are not coordinated: no lease
             } else {
                 for (index, entry) in builtEntries {
                     let chain = items[index].chain

@@ -296,6 +296,27 @@ targets += [
     ),
 ]
 
+// MARK: Stampede
+// One environment of a cold-start burst against S3, with or without the lease (distributed
+// single-flight): scripts/stampede.sh starts many at once; TierCacheStampedeTests spawns it to
+// check that the loader runs once and that a killed lease holder is taken over. Not a product.
+targets += [
+    .executableTarget(
+        name: "tiercache-stampede",
+        dependencies: [
+            "TierCache", "TierCacheS3",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheStampedeTests",
+        dependencies: ["tiercache-stampede", "TierCache", "TierCacheS3"],
+        swiftSettings: swiftSettings
+    ),
+]
+
 // MARK: Benchmarks
 targets += [
     .executableTarget(

@@ -192,8 +192,10 @@ public final class S3Client: Sendable {
     }
 
     /// PutObject: writes an object in one request.
-    /// - Throws: ``S3Error``; with ``S3PutOptions/ifNoneMatch`` `"*"` on an existing key,
-    ///   ``S3Error/Code/preconditionFailed``.
+    /// - Throws: ``S3Error``; with ``S3PutOptions/ifNoneMatch`` `"*"` on an existing key, or
+    ///   ``S3PutOptions/ifMatch`` on an object whose ETag changed,
+    ///   ``S3Error/Code/preconditionFailed``; with `ifMatch` on a missing key,
+    ///   ``S3Error/Code/noSuchKey``.
     @discardableResult
     public func putObject(bucket: String, key: String, body: [UInt8], options: S3PutOptions = S3PutOptions(),
                           deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> S3PutResult {
@@ -208,6 +210,7 @@ public final class S3Client: Sendable {
         default: break
         }
         if let ifNoneMatch = options.ifNoneMatch { headers.append(("If-None-Match", ifNoneMatch)) }
+        if let ifMatch = options.ifMatch { headers.append(("If-Match", ifMatch)) }
         if let sse = options.serverSideEncryption {
             headers.append(("x-amz-server-side-encryption", sse.algorithm))
             if let keyID = sse.kmsKeyID { headers.append(("x-amz-server-side-encryption-aws-kms-key-id", keyID)) }
@@ -223,10 +226,14 @@ public final class S3Client: Sendable {
     }
 
     /// DeleteObject. Deleting a key that does not exist succeeds, as in S3.
+    /// - Parameter ifMatch: delete only if the object still has this ETag (a conditional
+    ///   delete); otherwise S3 answers 412 and the call throws ``S3Error/Code/preconditionFailed``.
     /// - Throws: ``S3Error``.
-    public func deleteObject(bucket: String, key: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) {
+    public func deleteObject(bucket: String, key: String, ifMatch: String? = nil,
+                             deadline: ContinuousClock.Instant? = nil) async throws(S3Error) {
+        let headers: [(String, String)] = ifMatch.map { [("If-Match", $0)] } ?? []
         do {
-            _ = try await send(.delete, bucket: bucket, key: key, op: "delete", deadline: deadline)
+            _ = try await send(.delete, bucket: bucket, key: key, headers: headers, op: "delete", deadline: deadline)
         } catch where error.code == .noSuchKey {
             return
         }

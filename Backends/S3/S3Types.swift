@@ -89,6 +89,10 @@ public struct S3PutOptions: Sendable {
     /// (first writer wins); otherwise S3 answers 412 and the call throws
     /// ``S3Error/Code/preconditionFailed``.
     public var ifNoneMatch: String?
+    /// `If-Match` value: an ETag the object must still have for the write to succeed (a
+    /// compare-and-swap); otherwise S3 answers 412 (``S3Error/Code/preconditionFailed``), or 404
+    /// (``S3Error/Code/noSuchKey``) when the object is gone.
+    public var ifMatch: String? = nil
     /// Server-side encryption, or nil for the bucket's default.
     public var serverSideEncryption: S3ServerSideEncryption?
     /// Storage class, or nil for the bucket's default (`STANDARD`).

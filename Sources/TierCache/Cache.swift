@@ -49,10 +49,12 @@ public struct CacheResult<Value: Sendable>: Sendable {
 /// A typed cache: a memory tier of decoded values over a ``TierChain`` of byte tiers, with a
 /// serializer and a codec between them.
 ///
-/// - ``getOrLoad(_:ttl:staleFor:loader:)`` is the cold-start path: memory, then each byte tier
+/// - ``getOrLoad(_:ttl:staleFor:coordination:loader:)`` is the cold-start path: memory, then each byte tier
 ///   under its deadline, then the loader, run once per key however many callers wait
 ///   (single-flight). A loaded value goes into memory at once and into the byte tiers
 ///   write-through or write-behind; ``flush(deadline:)`` awaits the latter.
+/// - With ``LoadCoordination`` on (per cache or per call; off by default), a key that missed
+///   everywhere is loaded once across processes: see ``LoadCoordinator``.
 /// - Tier failures and timeouts are misses (counted, logged), never thrown. What a caller can
 ///   see thrown: its own loader's error (when no stale value exists to fall back on) and, from
 ///   ``set(_:_:ttl:staleFor:)``, a ``TierCacheError`` when the value cannot be serialized.
@@ -83,6 +85,9 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         /// Refresh entries that `getOrLoad` reads late in their lifetime, in the background, before
         /// they expire; nil (the default) for none. See ``RefreshAheadPolicy``.
         public var refreshAhead: RefreshAheadPolicy?
+        /// Whether loads are coordinated across processes when a call does not say (off by
+        /// default); see ``LoadCoordinator``.
+        public var coordination: LoadCoordination
 
         /// Creates a configuration.
         public init(
@@ -96,7 +101,8 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             clock: any CacheClock = SystemCacheClock(),
             logger: Logger = .tierCacheNoOp,
             metricsFactory: any MetricsFactory = MetricsSystem.factory,
-            refreshAhead: RefreshAheadPolicy? = nil
+            refreshAhead: RefreshAheadPolicy? = nil,
+            coordination: LoadCoordination = .off
         ) {
             self.name = name
             self.defaultTTL = defaultTTL
@@ -109,6 +115,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             self.logger = logger
             self.metricsFactory = metricsFactory
             self.refreshAhead = refreshAhead
+            self.coordination = coordination
         }
     }
 
@@ -160,6 +167,8 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     /// - Parameters:
     ///   - ttl: how long the loaded value stays fresh; the configuration's default when nil.
     ///   - staleFor: how long after that it may be served if reloading fails.
+    ///   - coordination: whether to take a lease across processes before loading (see
+    ///     ``LoadCoordinator``); the configuration's ``Configuration/coordination`` when nil.
     ///   - loader: the full initialization.
     ///
     /// With ``Configuration/refreshAhead``, a fresh hit past the policy's share of its lifetime is
@@ -170,6 +179,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         _ key: CacheKey,
         ttl: Duration? = nil,
         staleFor: Duration? = nil,
+        coordination: LoadCoordination? = nil,
         loader: @escaping @Sendable () async throws -> Value
     ) async throws -> CacheResult<Value> {
         let now = configuration.clock.now()
@@ -177,7 +187,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             if now >= hit.refreshAt { startRefresh(key, after: hit, ttl: ttl, staleFor: staleFor, loader: loader) }
             return hit
         }
-        return try await loadOnce(key, ttl: ttl, staleFor: staleFor, loader: loader)
+        return try await loadOnce(key, ttl: ttl, staleFor: staleFor, coordination: coordination, loader: loader)
     }
 
     /// A fresh memory hit. Inlinable, like the two reads above, so that the hit path is
@@ -206,14 +216,14 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     /// Joins the flight for `key`, or starts it.
     @usableFromInline
     func loadOnce(
-        _ key: CacheKey, ttl: Duration?, staleFor: Duration?,
+        _ key: CacheKey, ttl: Duration?, staleFor: Duration?, coordination: LoadCoordination? = nil,
         loader: @escaping @Sendable () async throws -> Value
     ) async throws -> CacheResult<Value> {
         let task: Task<CacheResult<Value>, any Error> = inflight.withLock { inflight in
             if let running = inflight[key] { return running }
             let task = Task {
                 defer { _ = self.inflight.withLock { $0.removeValue(forKey: key) } }
-                return try await self.load(key, ttl: ttl, staleFor: staleFor, loader: loader)
+                return try await self.load(key, ttl: ttl, staleFor: staleFor, coordination: coordination, loader: loader)
             }
             inflight[key] = task
             return task
@@ -223,7 +233,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
 
     /// The single-flight body: chain, then loader, then fail-safe.
     private func load(
-        _ key: CacheKey, ttl: Duration?, staleFor: Duration?,
+        _ key: CacheKey, ttl: Duration?, staleFor: Duration?, coordination: LoadCoordination?,
         loader: @Sendable () async throws -> Value
     ) async throws -> CacheResult<Value> {
         let now = configuration.clock.now()
@@ -235,6 +245,14 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         let stale = await readChain(key, now: now)
         if let stale, !stale.isStale { return stale }
 
+        // Distributed single-flight (off unless asked for): lead, or serve what another process stored.
+        let turn = await (coordination ?? configuration.coordination).begin(
+            key, cacheName: configuration.name, factory: configuration.metricsFactory, logger: logger)
+        if let turn, turn.hasAppeared {
+            if let found = await readChain(key, now: configuration.clock.now()), !found.isStale { return found }
+            turn.unreadable(key)
+        }
+
         let start = ContinuousClock.now
         let value: Value
         do {
@@ -243,6 +261,7 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             metrics.loadDuration.recordInterval(since: start)
         } catch {
             metrics.loadError.increment()
+            await turn?.release()
             let fallback = stale ?? memory?.get(key, now: configuration.clock.now()).map {
                 result($0, source: .memory, now: configuration.clock.now())
             }
@@ -264,6 +283,10 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             logger.error("loaded value could not be serialized; it is not cached", metadata: [
                 "key": "\(key)", "error": "\(error)",
             ])
+        }
+        if let turn {
+            await chain.settle(key)  // the entry is visible in every tier before the lease goes
+            await turn.release()
         }
         metrics.loaderResult.increment()
         return CacheResult(value: value, source: .loader, isStale: false, freshUntil: times.fresh, staleUntil: times.stale)

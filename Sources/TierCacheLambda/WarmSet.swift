@@ -9,13 +9,18 @@ public final class WarmValue<Value: Codable & Sendable>: Sendable {
     public let cache: Cache<Value>
     /// How long a built value stays fresh; the cache's default when nil.
     public let ttl: Duration?
+    /// Whether building the value is coordinated across processes; the cache's
+    /// ``Cache/Configuration/coordination`` when nil.
+    public let coordination: LoadCoordination?
     let loader: @Sendable () async throws -> Value
     private let box = LockedValueBox<WarmResult<Value>?>(nil)
 
-    init(key: CacheKey, cache: Cache<Value>, ttl: Duration?, loader: @escaping @Sendable () async throws -> Value) {
+    init(key: CacheKey, cache: Cache<Value>, ttl: Duration?, coordination: LoadCoordination?,
+         loader: @escaping @Sendable () async throws -> Value) {
         self.key = key
         self.cache = cache
         self.ttl = ttl
+        self.coordination = coordination
         self.loader = loader
     }
 
@@ -23,12 +28,12 @@ public final class WarmValue<Value: Codable & Sendable>: Sendable {
     public var initResult: WarmResult<Value>? { box.withLock { $0 } }
 
     /// The current value: from memory when fresh, else the byte tiers, else the loader
-    /// (``Cache/getOrLoad(_:ttl:staleFor:loader:)``). When the cache has a `RefreshAheadPolicy`
+    /// (``Cache/getOrLoad(_:ttl:staleFor:coordination:loader:)``). When the cache has a `RefreshAheadPolicy`
     /// and the value is late in its lifetime, this read also starts a refresh with the loader,
     /// which the runtime's flush before the response awaits.
     /// - Throws: the loader's error when no tier has a usable value.
     public func get() async throws -> Value {
-        try await cache.getOrLoad(key, ttl: ttl, loader: loader).value
+        try await cache.getOrLoad(key, ttl: ttl, coordination: coordination, loader: loader).value
     }
 
     func set(_ result: WarmResult<Value>) { box.withLock { $0 = result } }
@@ -57,6 +62,13 @@ public struct WarmResult<Value: Sendable>: Sendable {
 /// background; the runtime flushes those writes under the flush deadline. A loader that throws
 /// while a stale value exists leaves the stale value in use; one that throws with nothing to
 /// fall back on fails INIT (`/init/error`).
+///
+/// With ``LoadCoordination`` on (per member, per warm set, or in the member's cache), a member
+/// that missed everywhere takes a lease before its loader runs (see `S3LeaseCoordinator`): of many
+/// environments starting together, one builds; the others wait for its entry, within the
+/// coordinator's deadline, and count it as hydrated. A packed warm set (``pack``) is not
+/// coordinated at INIT: its members are stored only inside the pack, where a waiting process's
+/// lease cannot see them appear.
 public struct WarmSet: Sendable {
     /// Where a packed warm set is stored: one object holding every member's envelope, so
     /// hydration costs one GET.
@@ -82,10 +94,18 @@ public struct WarmSet: Sendable {
     var items: [WarmItem] = []
     /// When set, members are read from and written to one packed object instead of one each.
     public var pack: Pack?
+    /// Coordination for members added afterwards that do not set their own; nil leaves it to
+    /// each member's cache (``Cache/Configuration/coordination``).
+    public var coordination: LoadCoordination?
 
     /// Creates an empty warm set.
-    public init(pack: Pack? = nil) {
+    /// - Parameters:
+    ///   - pack: where a packed warm set is stored, or nil for one object per member.
+    ///   - coordination: whether members' loads are coordinated across processes (see
+    ///     ``LoadCoordinator``); nil leaves it to each member's cache.
+    public init(pack: Pack? = nil, coordination: LoadCoordination? = nil) {
         self.pack = pack
+        self.coordination = coordination
     }
 
     /// The number of members.
@@ -96,14 +116,16 @@ public struct WarmSet: Sendable {
     ///   - key: its key (see ``LambdaEnvironment/cacheKey(_:schemaVersion:)`` for the default shape).
     ///   - cache: the cache it lives in; its chain is flushed before every response.
     ///   - ttl: how long a built value stays fresh; the cache's default when nil.
+    ///   - coordination: whether building it is coordinated across processes; the warm set's
+    ///     ``coordination``, then the cache's, when nil.
     ///   - loader: the full initialization of this value.
     /// - Returns: a handle for reading the value after INIT.
     @discardableResult
     public mutating func add<Value: Codable & Sendable>(
-        _ key: CacheKey, in cache: Cache<Value>, ttl: Duration? = nil,
+        _ key: CacheKey, in cache: Cache<Value>, ttl: Duration? = nil, coordination: LoadCoordination? = nil,
         loader: @escaping @Sendable () async throws -> Value
     ) -> WarmValue<Value> {
-        let handle = WarmValue(key: key, cache: cache, ttl: ttl, loader: loader)
+        let handle = WarmValue(key: key, cache: cache, ttl: ttl, coordination: coordination ?? self.coordination, loader: loader)
         items.append(WarmItem(handle))
         return handle
     }
@@ -124,8 +146,11 @@ struct WarmItem: Sendable {
     let read: @Sendable () async -> ReadOutcome?
     /// Decodes a packed envelope into memory; nil when it does not decode or is unusable.
     let adopt: @Sendable (CacheEntry, WallTime) -> ReadOutcome?
-    /// Runs the loader, keeps the value in memory, and returns the envelope to persist.
-    let build: @Sendable () async throws -> CacheEntry
+    /// Runs the loader (after taking a lease when coordinated), keeps the value in memory, and
+    /// returns the envelope to persist with the lease to release once it is stored; no envelope
+    /// when another process stored the entry while this one waited (read into memory). The
+    /// argument says whether coordination may apply (not for a packed warm set).
+    let build: @Sendable (_ coordinated: Bool) async throws -> (entry: CacheEntry?, turn: CoordinatedTurn?)
     /// The envelope of the current value (for a repacked object).
     let export: @Sendable () -> CacheEntry?
 
@@ -150,15 +175,32 @@ struct WarmItem: Sendable {
                                    freshUntil: entry.freshUntil, staleUntil: entry.staleUntil))
             return stale ? .stale(.tier("pack")) : .fresh(.tier("pack"))
         }
-        build = {
-            let value = try await handle.loader()
+        build = { coordinated in
+            let configuration = cache.configuration
+            let turn = await (coordinated ? handle.coordination ?? configuration.coordination : .off).begin(
+                key, cacheName: configuration.name, factory: configuration.metricsFactory, logger: configuration.logger)
+            if let turn, turn.hasAppeared {
+                if let found = await cache.get(key) {
+                    handle.set(WarmResult(value: found.value, source: found.source, isStale: false,
+                                          freshUntil: found.freshUntil, staleUntil: found.staleUntil))
+                    return (nil, nil)
+                }
+                turn.unreadable(key)
+            }
+            let value: Value
+            do {
+                value = try await handle.loader()
+            } catch {
+                await turn?.release()
+                throw error
+            }
             let now = cache.configuration.clock.now()
             let fresh = now.advanced(by: handle.ttl ?? cache.configuration.defaultTTL)
             let stale = fresh.advanced(by: cache.configuration.defaultStaleFor)
             let entry = try cache.encode(key, value: value, createdAt: now, freshUntil: fresh, staleUntil: stale)
             cache.keepInMemory(key, value: value, weight: Int(clamping: entry.uncompressedLength), createdAt: now, freshUntil: fresh, staleUntil: stale)
             handle.set(WarmResult(value: value, source: .loader, isStale: false, freshUntil: fresh, staleUntil: stale))
-            return entry
+            return (entry, turn)
         }
         export = {
             guard let result = handle.initResult else { return nil }
@@ -270,13 +312,17 @@ extension WarmSet {
             if case .fresh = reads[index] { report.hydrated += 1 } else { toBuild.append(index) }
         }
         let pack = self.pack
-        let builtEntries = try await withThrowingTaskGroup(of: (Int, CacheEntry?).self) { group in
+        // Leases held for built members: released once their entries are stored everywhere.
+        var turns: [(CacheKey, CoordinatedTurn)] = []
+        var stored = 0
+        let builtEntries = try await withThrowingTaskGroup(of: (Int, CacheEntry?, CoordinatedTurn?, Bool).self) { group in
             for index in toBuild {
                 let item = items[index]
                 let hadStale = reads[index] != nil
                 group.addTask {
                     do {
-                        return (index, try await item.build())
+                        let built = try await item.build(pack == nil)
+                        return (index, built.entry, built.turn, built.entry == nil)
                     } catch {
                         guard hadStale else {
                             throw LambdaRuntimeError(.warmSetUnavailable, "warm-set value \(item.key) could not be built: \(error)")
@@ -284,18 +330,21 @@ extension WarmSet {
                         logger.warning("warm-set loader failed; running on the stale value", metadata: [
                             "key": "\(item.key)", "error": "\(error)",
                         ])
-                        return (index, nil)
+                        return (index, nil, nil, false)
                     }
                 }
             }
             var entries: [Int: CacheEntry] = [:]
-            for try await (index, entry) in group {
+            for try await (index, entry, turn, appeared) in group {
                 if let entry { entries[index] = entry }
+                if let turn { turns.append((items[index].key, turn)) }
+                if appeared { stored += 1 }
             }
             return entries
         }
         report.built = builtEntries.count
-        report.stale = toBuild.count - builtEntries.count
+        report.hydrated += stored
+        report.stale = toBuild.count - builtEntries.count - stored
 
         if !builtEntries.isEmpty {
             if let pack {
@@ -309,11 +358,18 @@ extension WarmSet {
                 let packed = CacheEntry(key: pack.key, serializerID: WarmPackFormat.serializerID, codecID: .identity,
                                         createdAt: now, freshUntil: fresh, staleUntil: fresh.advanced(by: pack.staleFor),
                                         uncompressedLength: UInt64(payload.count), payload: payload)
-                flusher.track { await pack.chain.put(packed) }
+                flusher.track { await pack.chain.put(packed) }  // packs are not coordinated: no lease
             } else {
                 for (index, entry) in builtEntries {
                     let chain = items[index].chain
-                    if !chain.isEmpty { flusher.track { await chain.put(entry) } }
+                    let turn = turns.first { $0.0 == items[index].key }?.1
+                    flusher.track {
+                        if !chain.isEmpty {
+                            await chain.put(entry)
+                            await chain.settle(entry.key)
+                        }
+                        await turn?.release()
+                    }
                 }
             }
         }

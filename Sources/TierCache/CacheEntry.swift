@@ -200,6 +200,68 @@ extension CacheEntry {
     }
 }
 
+// MARK: - Decoding into a payload read on its own
+
+extension CacheEntry {
+    /// The length of the header (everything before the payload) of an envelope for `key` with no
+    /// ETag and no tags: what a reader can predict before reading, to read the payload straight
+    /// into its own array (``decode(header:payload:checksum:expecting:)``).
+    package static func plainHeaderLength(for key: CacheKey) -> Int {
+        fixedHeaderSize + key.namespace.utf8.count + key.name.utf8.count
+    }
+
+    /// Decodes an envelope read in three parts: `header` (its first
+    /// ``plainHeaderLength(for:)`` bytes), `payload` and the 8-byte `checksum` that ends it,
+    /// keeping `payload` as the entry's payload (no copy). Verifies exactly what
+    /// ``init(decoding:)`` verifies: magic, version, the XXH64 checksum over header and payload,
+    /// every length, flags and expiry order, and that the entry is `expected`'s (compared byte for
+    /// byte).
+    ///
+    /// Returns nil, without throwing, whenever the bytes are not such an envelope for `expected`
+    /// (corrupt, another key, an ETag or tags making the header longer, another version): the
+    /// caller then decodes the whole file with ``init(decoding:)``, which says what is wrong.
+    package static func decode(
+        header: UnsafeRawBufferPointer, payload: [UInt8], checksum: UInt64, expecting expected: CacheKey
+    ) -> CacheEntry? {
+        guard header.count == plainHeaderLength(for: expected), let base = header.baseAddress else { return nil }
+        guard header[0] == magic[0], header[1] == magic[1], header[2] == magic[2], header[3] == magic[3],
+              header[4] == formatVersion
+        else { return nil }
+        let computed = payload.withUnsafeBytes { XXH64.hash(header, $0) }
+        guard computed == checksum else { return nil }
+        @inline(__always) func load<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
+            T(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: T.self))
+        }
+        var namespace = expected.namespace
+        var name = expected.name
+        let nsCount = namespace.utf8.count
+        let nameCount = name.utf8.count
+        guard header[7] == 0,  // flags
+              load(12, UInt32.self) == expected.schemaVersion,
+              load(48, UInt32.self) == UInt32(truncatingIfNeeded: payload.count), payload.count <= Int(UInt32.max),
+              load(52, UInt16.self) == UInt16(truncatingIfNeeded: nsCount),
+              load(54, UInt16.self) == UInt16(truncatingIfNeeded: nameCount),
+              load(56, UInt16.self) == 0, load(58, UInt16.self) == 0  // no ETag, no tags
+        else { return nil }
+        let keyMatches = namespace.withUTF8 { ns in
+            name.withUTF8 { nm in
+                UnsafeRawBufferPointer(rebasing: header[fixedHeaderSize..<(fixedHeaderSize + nsCount)]).elementsEqual(ns)
+                    && UnsafeRawBufferPointer(rebasing: header[(fixedHeaderSize + nsCount)...]).elementsEqual(nm)
+            }
+        }
+        guard keyMatches else { return nil }
+        let freshUntil = WallTime(millisecondsSince1970: Int64(bitPattern: load(24, UInt64.self)))
+        let staleUntil = WallTime(millisecondsSince1970: Int64(bitPattern: load(32, UInt64.self)))
+        guard staleUntil >= freshUntil else { return nil }
+        return CacheEntry(
+            key: expected, serializerID: SerializerID(rawValue: header[5]), codecID: CodecID(rawValue: header[6]),
+            dictionaryID: load(8, UInt32.self), createdAt: WallTime(millisecondsSince1970: Int64(bitPattern: load(16, UInt64.self))),
+            freshUntil: freshUntil, staleUntil: staleUntil, uncompressedLength: load(40, UInt64.self),
+            payload: payload
+        )
+    }
+}
+
 // MARK: - Byte helpers
 
 extension Array where Element == UInt8 {

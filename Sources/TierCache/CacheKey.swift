@@ -45,7 +45,50 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
 
     /// A 128-bit hash of ``rendered`` as 32 lowercase hex digits: a safe file or object name.
     public var fingerprint: String {
-        Self.hex(hash64) + Self.hex(XXH64.hash(rendered, seed: 0x7469_6572_6361_6368))  // "tiercach"
+        let second = renderedHash(seed: 0x7469_6572_6361_6368)  // "tiercach"
+        // Written digit by digit into one 32-byte string: backends derive it on every operation.
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            let table = digits.utf8Start
+            func write(_ value: UInt64, at start: Int) {
+                for nibble in 0..<16 {
+                    buffer[start + nibble] = table[Int((value >> UInt64(60 - 4 * nibble)) & 0xF)]
+                }
+            }
+            write(hash64, at: 0)
+            write(second, at: 16)
+            return 32
+        }
+    }
+
+    /// XXH64 of ``rendered`` without building the string.
+    private func renderedHash(seed: UInt64) -> UInt64 {
+        var namespace = self.namespace
+        var name = self.name
+        let version = schemaVersion
+        return namespace.withUTF8 { ns in
+            name.withUTF8 { nm in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: ns.count + nm.count + 16) { out in
+                    var count = 0
+                    for byte in ns { out[count] = byte; count += 1 }
+                    out[count] = UInt8(ascii: "/"); count += 1
+                    for byte in nm { out[count] = byte; count += 1 }
+                    out[count] = UInt8(ascii: "#"); out[count + 1] = UInt8(ascii: "v"); count += 2
+                    // Decimal digits of the version, most significant first.
+                    var digits = 1
+                    var scale: UInt32 = 1
+                    while version / scale >= 10 { scale *= 10; digits += 1 }
+                    var rest = version
+                    for _ in 0..<digits {
+                        out[count] = UInt8(ascii: "0") + UInt8(rest / scale)
+                        rest %= scale
+                        scale /= 10
+                        count += 1
+                    }
+                    return XXH64.hash(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: out[0..<count])), seed: seed)
+                }
+            }
+        }
     }
 
     public var description: String { rendered }

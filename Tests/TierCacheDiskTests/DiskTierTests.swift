@@ -35,6 +35,40 @@ struct DiskTierBasicTests {
         #expect(stats.writes == 2)
     }
 
+    @Test func entriesWithAnETagAndTagsRoundTrip() async throws {
+        let dir = TemporaryRoot("tagged")
+        defer { dir.remove() }
+        let tier = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20))
+        let k = try key("tagged")
+        var entry = makeEntry(k, size: 70_000)
+        entry.etag = "\"v1\""
+        entry.tags = ["team": "reports", "build": "42"]
+        try await tier.put(entry)
+        #expect(try await tier.get(k) == entry)
+        #expect(try await tier.get(k) == entry)
+        #expect(tier.statistics.corrupt == 0)
+    }
+
+    @Test func anotherInstanceReplacingAnEntryWithAnotherSizeIsSeen() async throws {
+        let dir = TemporaryRoot("resized")
+        defer { dir.remove() }
+        let reader = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20))
+        let writer = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20))
+        let k = try key("resized")
+        let first = makeEntry(k, size: 5000)
+        try await reader.put(first)
+        #expect(try await reader.get(k) == first)
+        // The reader knows the entry's old size; the files it now finds are shorter, then longer.
+        for (size, seed) in [(100, UInt8(2)), (9000, 3), (9000, 4)] {
+            let replacement = makeEntry(k, size: size, seed: seed)
+            try await writer.put(replacement)
+            #expect(try await reader.get(k) == replacement)
+        }
+        let stats = reader.statistics
+        #expect(stats.corrupt == 0)
+        #expect(stats.hits == 4)
+    }
+
     @Test func layoutPermissionsAndNoTemporaryLeftovers() async throws {
         let dir = TemporaryRoot("layout")
         defer { dir.remove() }

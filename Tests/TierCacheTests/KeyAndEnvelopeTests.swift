@@ -24,6 +24,25 @@ import Testing
         }
         #expect(XXH64.hash(input, seed: seed) == expected)
     }
+
+    @Test func twoBuffersHashAsTheirConcatenation() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for length in Array(0...100) + [255, 1000, 4133] {
+            let bytes = (0..<length).map { _ -> UInt8 in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return UInt8(truncatingIfNeeded: state >> 33)
+            }
+            for seed: UInt64 in [0, 7] {
+                let whole = XXH64.hash(bytes, seed: seed)
+                for cut in 0...length {
+                    let split = bytes.withUnsafeBytes { raw in
+                        XXH64.hash(UnsafeRawBufferPointer(rebasing: raw[..<cut]), UnsafeRawBufferPointer(rebasing: raw[cut...]), seed: seed)
+                    }
+                    #expect(split == whole, "length \(length), cut at \(cut), seed \(seed)")
+                }
+            }
+        }
+    }
 }
 
 @Suite struct CacheKeyTests {
@@ -39,6 +58,23 @@ import Testing
         let other = try CacheKey(namespace: "reports", name: "endpoints/model", schemaVersion: 4)
         #expect(other != a)
         #expect(other.fingerprint != a.fingerprint)
+    }
+
+    @Test func fingerprintIsTheTwoHashesOfTheRenderingInHex() throws {
+        // File and object names already on disk and in S3 depend on this exact spelling.
+        func hex(_ value: UInt64) -> String {
+            let digits = String(value, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }
+        for (namespace, name, version) in [
+            ("ns", "a", UInt32(1)), ("reports", "endpoints/model", 0), ("x", "ünïcødé/🚀", 10),
+            ("n-s_1.2", String(repeating: "k", count: 4096), UInt32.max), ("ns", "v", 999_999_999),
+        ] {
+            let key = try CacheKey(namespace: namespace, name: name, schemaVersion: version)
+            let rendered = "\(namespace)/\(name)#v\(version)"
+            #expect(key.rendered == rendered)
+            #expect(key.fingerprint == hex(XXH64.hash(rendered, seed: 0)) + hex(XXH64.hash(rendered, seed: 0x7469_6572_6361_6368)))
+        }
     }
 
     @Test(arguments: [
@@ -159,3 +195,67 @@ import Testing
     }
 }
 
+@Suite struct SplitDecodeTests {
+    static func plain(_ key: CacheKey, payload: [UInt8]) -> CacheEntry {
+        CacheEntry(
+            key: key, serializerID: .binary, codecID: .lz4, dictionaryID: 3,
+            createdAt: WallTime(millisecondsSince1970: 1_700_000_000_000),
+            freshUntil: WallTime(millisecondsSince1970: 1_700_000_900_000),
+            staleUntil: WallTime(millisecondsSince1970: 1_700_003_600_000),
+            uncompressedLength: 1234, payload: payload)
+    }
+
+    /// Splits `bytes` as a reader that predicted the header from `key` does.
+    static func decode(_ bytes: [UInt8], expecting key: CacheKey) -> CacheEntry? {
+        let headerLength = CacheEntry.plainHeaderLength(for: key)
+        guard bytes.count >= headerLength + 8 else { return nil }
+        let payload = Array(bytes[headerLength..<(bytes.count - 8)])
+        let checksum = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self)) }
+        return bytes.withUnsafeBytes { raw in
+            CacheEntry.decode(header: UnsafeRawBufferPointer(rebasing: raw[..<headerLength]), payload: payload, checksum: checksum, expecting: key)
+        }
+    }
+
+    @Test func agreesWithTheWholeDecode() throws {
+        let key = try CacheKey(namespace: "ns", name: "ünï/key", schemaVersion: 5)
+        for size in [0, 1, 31, 32, 100, 5000] {
+            let entry = Self.plain(key, payload: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+            let bytes = entry.encoded()
+            let split = try #require(Self.decode(bytes, expecting: key))
+            #expect(split == entry)
+            #expect(split == (try CacheEntry(decoding: bytes)))
+        }
+    }
+
+    @Test func everyBitFlipIsRefused() throws {
+        let key = try CacheKey(namespace: "ns", name: "flip")
+        let bytes = Self.plain(key, payload: Array(0..<40)).encoded()
+        for bit in 0..<(bytes.count * 8) {
+            var flipped = bytes
+            flipped[bit / 8] ^= 1 << UInt8(bit % 8)
+            #expect(Self.decode(flipped, expecting: key) == nil, "bit \(bit)")
+        }
+    }
+
+    @Test func anotherKeyAnETagOrTagsAreLeftToTheWholeDecode() throws {
+        let key = try CacheKey(namespace: "ns", name: "aaaa", schemaVersion: 2)
+        let payload = Array("payload".utf8)
+        var others = [
+            Self.plain(try CacheKey(namespace: "ns", name: "aaab", schemaVersion: 2), payload: payload),
+            Self.plain(try CacheKey(namespace: "ns", name: "aaaa", schemaVersion: 3), payload: payload),
+            Self.plain(try CacheKey(namespace: "nt", name: "aaaa", schemaVersion: 2), payload: payload),
+        ]
+        var tagged = Self.plain(key, payload: payload)
+        tagged.etag = "e"
+        others.append(tagged)
+        tagged.etag = nil
+        tagged.tags = ["t": "v"]
+        others.append(tagged)
+        for other in others {
+            let bytes = other.encoded()
+            #expect(Self.decode(bytes, expecting: key) == nil, "\(other.key) etag \(String(describing: other.etag)) tags \(other.tags)")
+            // The whole decode still reads every one of them.
+            #expect(try CacheEntry(decoding: bytes) == other)
+        }
+    }
+}

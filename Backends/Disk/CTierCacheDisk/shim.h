@@ -60,4 +60,19 @@ static inline ssize_t ctiercachedisk_pread_nowait(int fd, void *buffer, size_t c
 #endif
 }
 
+/// preadv(2), or preadv2(RWF_NOWAIT) when `nowait` is non-zero (page cache only, as
+/// ctiercachedisk_pread_nowait): one call fills several buffers, e.g. an entry's header, its
+/// payload's own array and its checksum.
+static inline ssize_t ctiercachedisk_preadv(int fd, const struct iovec *vectors, int count, off_t offset, int nowait) {
+#if defined(__linux__)
+    return preadv2(fd, vectors, count, offset, nowait ? CTIERCACHEDISK_RWF_NOWAIT : 0);
+#else
+    if (nowait) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return preadv(fd, vectors, count, offset);
+#endif
+}
+
 #endif

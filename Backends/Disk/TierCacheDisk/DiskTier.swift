@@ -310,8 +310,18 @@ public final class DiskTier: CacheTier {
         namespacePath(namespace) + "/" + fingerprint.prefix(2)
     }
 
+    /// `<root>/ns/<namespace>/<xx>/<fingerprint>`, built in one allocation (every get makes one).
     func entryPath(_ namespace: String, _ fingerprint: String) -> String {
-        shardPath(namespace, fingerprint) + "/" + fingerprint
+        var path = ""
+        path.reserveCapacity(root.utf8.count + namespace.utf8.count + fingerprint.utf8.count + 8)
+        path += root
+        path += "/ns/"
+        path += namespace
+        path += "/"
+        path += fingerprint.prefix(2)
+        path += "/"
+        path += fingerprint
+        return path
     }
 
     // MARK: - Reading (on the pool)
@@ -340,12 +350,19 @@ public final class DiskTier: CacheTier {
                 noteCorrupt(path: path, st, "file is \(size) bytes, larger than any entry")
                 return nil
             }
-            let bytes = try fileSystem.readPrefix(fd, count: size, path: path)
             let entry: CacheEntry
-            do {
-                entry = try CacheEntry(decoding: bytes)
-            } catch {
-                noteCorrupt(path: path, st, "\(error)")
+            switch try fileSystem.readEntry(fd, size: size, key: key, nowait: false, path: path) {
+            case .entry(let verified):
+                entry = verified
+            case .bytes(let bytes):
+                do {
+                    entry = try CacheEntry(decoding: bytes)
+                } catch {
+                    noteCorrupt(path: path, st, "\(error)")
+                    return nil
+                }
+            case .incomplete:
+                noteCorrupt(path: path, st, "the file ended before its \(size) bytes")
                 return nil
             }
             guard entry.key == key else {
@@ -362,10 +379,12 @@ public final class DiskTier: CacheTier {
                 return nil
             }
             let now = realTimeMilliseconds()
-            if now - st.modifiedMilliseconds > touchMilliseconds {
+            if index.noteHit(
+                namespace: key.namespace, fingerprint: fingerprint, size: UInt64(size), now: now,
+                modified: st.modifiedMilliseconds, granularity: touchMilliseconds)
+            {
                 _ = futimens(fd, nil)  // best effort: recency for every process
             }
-            index.record(namespace: key.namespace, fingerprint: fingerprint, size: UInt64(size), usedAt: now)
             stats.withLock { $0.hits += 1 }
             metrics.hits.increment()
             return entry
@@ -427,18 +446,40 @@ public final class DiskTier: CacheTier {
             return .fallBack
         }
         defer { close(fd) }
-        guard let st = try? fileSystem.status(fd, path: path) else { return .fallBack }
-        let size = Int(st.st_size)
-        guard size <= max(maxEntrySize, 64 << 20), let bytes = fileSystem.readCached(fd, count: size),
-              let entry = try? CacheEntry(decoding: bytes), entry.key == key,
-              entry.isUsable(at: configuration.clock.now())
-        else { return .fallBack }
+        let sizeLimit = max(maxEntrySize, 64 << 20)
+        var entry: CacheEntry?
+        var size = 0
+        var modified: Int64?
+        // An entry this process has seen: read its known size straight away, without a fstat. Any
+        // other outcome (the file changed size, another key, an ETag) is redone below.
+        if let hint = index.readHint(fingerprint: fingerprint), hint.size <= UInt64(sizeLimit),
+           case .entry(let verified)? = try? fileSystem.readEntry(fd, size: Int(hint.size), key: key, nowait: true, path: path)
+        {
+            entry = verified
+            size = Int(hint.size)
+        }
+        if entry == nil {
+            guard let st = try? fileSystem.status(fd, path: path) else { return .fallBack }
+            size = Int(st.st_size)
+            modified = st.modifiedMilliseconds
+            guard size <= sizeLimit else { return .fallBack }
+            switch try? fileSystem.readEntry(fd, size: size, key: key, nowait: true, path: path) {
+            case .entry(let verified): entry = verified
+            case .bytes(let bytes):
+                guard let decoded = try? CacheEntry(decoding: bytes), decoded.key == key else { return .fallBack }
+                entry = decoded
+            case .incomplete, nil: return .fallBack
+            }
+        }
+        guard let entry, entry.isUsable(at: configuration.clock.now()) else { return .fallBack }
         let now = realTimeMilliseconds()
-        if now - st.modifiedMilliseconds > touchMilliseconds {
+        if index.noteHit(
+            namespace: key.namespace, fingerprint: fingerprint, size: UInt64(size), now: now,
+            modified: modified, granularity: touchMilliseconds)
+        {
             // Updating the modification time may wait on the file system's journal: not here.
             pool.execute { _ = utimensat(AT_FDCWD, path, nil, 0) }
         }
-        index.record(namespace: key.namespace, fingerprint: fingerprint, size: UInt64(size), usedAt: now)
         stats.withLock {
             $0.hits += 1
             $0.hitsWithoutBlocking += 1

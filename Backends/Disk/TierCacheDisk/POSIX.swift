@@ -1,4 +1,5 @@
 import CTierCacheDisk
+import TierCache
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -111,24 +112,96 @@ struct FileSystem: Sendable {
         }
     }
 
-    /// Reads exactly `count` bytes from the page cache; nil when that would need disk I/O, the file
-    /// is shorter, or the kernel does not support `RWF_NOWAIT`.
-    func readCached(_ fd: Int32, count: Int) -> [UInt8]? {
-        var complete = true
-        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var offset = 0
-            while offset < count {
-                let n = ctiercachedisk_pread_nowait(fd, buffer.baseAddress! + offset, count - offset, off_t(offset))
-                if n < 0, errno == EINTR { continue }
-                if n <= 0 {
-                    complete = false
-                    break
-                }
-                offset += n
+    /// What reading an entry file gave.
+    enum EntryRead {
+        /// The envelope verified and is the expected key's; its payload is the array the file's
+        /// payload bytes were read into (no copy).
+        case entry(CacheEntry)
+        /// Every byte of the file, which is not a plain envelope of the expected key (corrupt,
+        /// another key, an ETag or tags): ``CacheEntry/init(decoding:)`` decides what it is.
+        case bytes([UInt8])
+        /// Fewer than `size` bytes came: the file was cut short meanwhile, or (without blocking)
+        /// the page cache does not hold all of it.
+        case incomplete
+    }
+
+    /// Reads the `size`-byte entry file `fd` for `key` with one `preadv` into three buffers: the
+    /// header a plain envelope of `key` has (predicted from the key), an array of the payload's
+    /// length, and the checksum; then verifies it (``CacheEntry/decode(header:payload:checksum:expecting:)``).
+    /// - Parameter nowait: read from the page cache only (`RWF_NOWAIT`); any error then.
+    /// - Throws: ``IOFailure`` when a read fails (`EAGAIN` when `nowait` and the disk is needed).
+    func readEntry(_ fd: Int32, size: Int, key: CacheKey, nowait: Bool, path: String) throws(IOFailure) -> EntryRead {
+        let headerLength = CacheEntry.plainHeaderLength(for: key)
+        let payloadLength = size - headerLength - 8
+        guard payloadLength >= 0 else {
+            // Shorter than any envelope of this key: read it whole for the full decode to judge.
+            var read = (count: 0, errno: Int32(0))
+            let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+                read = readSegments(fd, [(UnsafeMutableRawPointer(buffer.baseAddress), size)], nowait: nowait)
+                initialized = read.count
             }
-            initialized = offset
+            if read.errno != 0 { throw IOFailure(operation: "read", path: path, errno: read.errno) }
+            return read.count == size ? .bytes(bytes) : .incomplete
         }
-        return complete ? bytes : nil
+        let outcome: Result<EntryRead, IOFailure> = withUnsafeTemporaryAllocation(byteCount: headerLength + 8, alignment: 8) { scratch in
+            let scratchBase = scratch.baseAddress!
+            var read = (count: 0, errno: Int32(0))
+            let payload = [UInt8](unsafeUninitializedCapacity: payloadLength) { buffer, initialized in
+                read = readSegments(fd, [
+                    (scratchBase, headerLength),
+                    (UnsafeMutableRawPointer(buffer.baseAddress), payloadLength),
+                    (scratchBase + headerLength, 8),
+                ], nowait: nowait)
+                initialized = read.count == size ? payloadLength : 0
+            }
+            if read.errno != 0 { return .failure(IOFailure(operation: "read", path: path, errno: read.errno)) }
+            if read.count < size { return .success(.incomplete) }
+            let header = UnsafeRawBufferPointer(start: scratchBase, count: headerLength)
+            let checksum = UInt64(littleEndian: scratchBase.loadUnaligned(fromByteOffset: headerLength, as: UInt64.self))
+            if let entry = CacheEntry.decode(header: header, payload: payload, checksum: checksum, expecting: key) {
+                return .success(.entry(entry))
+            }
+            var whole = [UInt8]()
+            whole.reserveCapacity(size)
+            whole.append(contentsOf: header)
+            whole.append(contentsOf: payload)
+            whole.append(contentsOf: UnsafeRawBufferPointer(start: scratchBase + headerLength, count: 8))
+            return .success(.bytes(whole))
+        }
+        return try outcome.get()
+    }
+
+    /// Fills `segments` in order from the file's offset 0 (as few calls as the kernel allows);
+    /// returns the bytes read, fewer than asked when the file ends first or, with `nowait`, when
+    /// the page cache holds no more; and the `errno` of a failed call (0 when none failed).
+    private func readSegments(_ fd: Int32, _ segments: [(base: UnsafeMutableRawPointer?, count: Int)], nowait: Bool) -> (count: Int, errno: Int32) {
+        let total = segments.reduce(0) { $0 + $1.count }
+        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: segments.count) { vectors -> (count: Int, errno: Int32) in
+            for (index, segment) in segments.enumerated() {
+                vectors.initializeElement(at: index, to: iovec(iov_base: segment.base, iov_len: segment.count))
+            }
+            var done = 0
+            var first = 0
+            while done < total {
+                let n = ctiercachedisk_preadv(fd, vectors.baseAddress! + first, Int32(segments.count - first), off_t(done), nowait ? 1 : 0)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return (done, errno)
+                }
+                if n == 0 { break }
+                done += n
+                var consumed = n
+                while first < segments.count, consumed >= vectors[first].iov_len {
+                    consumed -= vectors[first].iov_len
+                    first += 1
+                }
+                if first < segments.count, consumed > 0 {
+                    vectors[first].iov_base = vectors[first].iov_base.map { $0 + consumed }
+                    vectors[first].iov_len -= consumed
+                }
+            }
+            return (done, 0)
+        }
     }
 
     /// Runs `body` holding an exclusive `flock` on `directory` (every change to the entry files of

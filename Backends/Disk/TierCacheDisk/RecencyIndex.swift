@@ -13,6 +13,10 @@ final class RecencyIndex: @unchecked Sendable {
         var namespace: String
         var size: UInt64
         var lastUse: Int64
+        /// A time the file's modification time is known to be at or after (from a `stat`, this
+        /// process's write or its last refresh of the mtime): a read whose entry has a recent one
+        /// needs neither a `fstat` nor a refresh.
+        var modifiedAtLeast: Int64
     }
 
     struct Candidate {
@@ -43,15 +47,43 @@ final class RecencyIndex: @unchecked Sendable {
     var count: Int { lock.withLock { records.count } }
 
     /// Notes that an entry exists and was used at `time` (keeps the later of the two uses).
+    /// `time` is the file's modification time or later (a `stat`'s mtime, or the time of a write).
     func record(namespace: String, fingerprint: String, size: UInt64, usedAt time: Int64) {
         lock.withLock {
             if let old = records[fingerprint] {
                 if time > old.lastUse || size != old.size {
-                    records[fingerprint] = Record(namespace: namespace, size: size, lastUse: max(old.lastUse, time))
+                    records[fingerprint] = Record(
+                        namespace: namespace, size: size, lastUse: max(old.lastUse, time),
+                        modifiedAtLeast: max(old.modifiedAtLeast, time))
                 }
             } else {
-                records[fingerprint] = Record(namespace: namespace, size: size, lastUse: time)
+                records[fingerprint] = Record(namespace: namespace, size: size, lastUse: time, modifiedAtLeast: time)
             }
+        }
+    }
+
+    /// What a read may assume before looking at the file: its size when this process last saw
+    /// it, and a time its mtime is at or after; nil when the index does not know the entry.
+    func readHint(fingerprint: String) -> (size: UInt64, modifiedAtLeast: Int64)? {
+        lock.withLock { records[fingerprint].map { ($0.size, $0.modifiedAtLeast) } }
+    }
+
+    /// Notes a hit at `now` on a file of `size` bytes whose mtime is `modified` when the reader
+    /// looked (`fstat`), or unknown (nil: the index's bound stands in). Returns true when the
+    /// mtime is older than `granularity` (or unknown altogether): the caller refreshes it, and the
+    /// index counts it as refreshed.
+    func noteHit(namespace: String, fingerprint: String, size: UInt64, now: Int64, modified: Int64?, granularity: Int64) -> Bool {
+        lock.withLock {
+            let old = records[fingerprint]
+            guard let known = modified ?? old?.modifiedAtLeast else {
+                records[fingerprint] = Record(namespace: namespace, size: size, lastUse: now, modifiedAtLeast: now)
+                return true
+            }
+            let refresh = now - known > granularity
+            records[fingerprint] = Record(
+                namespace: namespace, size: size, lastUse: max(old?.lastUse ?? now, now),
+                modifiedAtLeast: refresh ? now : known)
+            return refresh
         }
     }
 

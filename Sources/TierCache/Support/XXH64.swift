@@ -39,33 +39,95 @@ package enum XXH64 {
     @inline(__always)
     private static func rotl(_ x: UInt64, _ r: UInt64) -> UInt64 { (x << r) | (x >> (64 - r)) }
 
+    /// The four accumulators of the 32-byte stripes.
+    private struct Lanes {
+        var v1: UInt64
+        var v2: UInt64
+        var v3: UInt64
+        var v4: UInt64
+
+        @inline(__always)
+        init(seed: UInt64) {
+            v1 = seed &+ p1 &+ p2
+            v2 = seed &+ p2
+            v3 = seed
+            v4 = seed &- p1
+        }
+
+        /// Consumes every whole 32-byte stripe of `count` bytes at `base`; returns the bytes consumed.
+        @inline(__always)
+        mutating func consume(_ base: UnsafeRawPointer, count: Int) -> Int {
+            var offset = 0
+            let limit = count - 32
+            var a = v1, b = v2, c = v3, d = v4
+            while offset <= limit {
+                a = XXH64.round(a, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+                b = XXH64.round(b, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self)))
+                c = XXH64.round(c, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset + 16, as: UInt64.self)))
+                d = XXH64.round(d, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset + 24, as: UInt64.self)))
+                offset &+= 32
+            }
+            v1 = a; v2 = b; v3 = c; v4 = d
+            return offset
+        }
+
+        @inline(__always)
+        func merged() -> UInt64 {
+            var h = XXH64.rotl(v1, 1) &+ XXH64.rotl(v2, 7) &+ XXH64.rotl(v3, 12) &+ XXH64.rotl(v4, 18)
+            h = XXH64.merge(h, v1)
+            h = XXH64.merge(h, v2)
+            h = XXH64.merge(h, v3)
+            h = XXH64.merge(h, v4)
+            return h
+        }
+    }
+
     package static func hash(_ buffer: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
         let count = buffer.count
         guard let base = buffer.baseAddress else { return finalize(seed &+ p5, count: 0, tail: buffer, from: 0) }
         var offset = 0
         var h: UInt64
         if count >= 32 {
-            var v1 = seed &+ p1 &+ p2
-            var v2 = seed &+ p2
-            var v3 = seed
-            var v4 = seed &- p1
-            let limit = count - 32
-            while offset <= limit {
-                v1 = round(v1, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
-                v2 = round(v2, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self)))
-                v3 = round(v3, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset + 16, as: UInt64.self)))
-                v4 = round(v4, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset + 24, as: UInt64.self)))
-                offset += 32
-            }
-            h = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
-            h = merge(h, v1)
-            h = merge(h, v2)
-            h = merge(h, v3)
-            h = merge(h, v4)
+            var lanes = Lanes(seed: seed)
+            offset = lanes.consume(base, count: count)
+            h = lanes.merged()
         } else {
             h = seed &+ p5
         }
         return finalize(h &+ UInt64(count), count: count, tail: buffer, from: offset)
+    }
+
+    /// The hash of `first` followed by `second`, as if they were one buffer, without joining
+    /// them: an envelope's header and its payload read into separate buffers.
+    package static func hash(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
+        let total = first.count + second.count
+        guard first.count > 0 else { return hash(second, seed: seed) }
+        guard second.count > 0 else { return hash(first, seed: seed) }
+        // Up to 64 bytes where the two buffers meet: the rest of `first`'s last partial stripe and
+        // the start of `second`.
+        return withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { join in
+            let joinBase = UnsafeMutableRawPointer(join.baseAddress!)
+            if total < 32 {
+                joinBase.copyMemory(from: first.baseAddress!, byteCount: first.count)
+                (joinBase + first.count).copyMemory(from: second.baseAddress!, byteCount: second.count)
+                return hash(UnsafeRawBufferPointer(start: joinBase, count: total), seed: seed)
+            }
+            var lanes = Lanes(seed: seed)
+            let fromFirst = lanes.consume(first.baseAddress!, count: first.count)
+            let rest = first.count - fromFirst
+            let borrowed = min(second.count, 32 - rest)
+            joinBase.copyMemory(from: first.baseAddress! + fromFirst, byteCount: rest)
+            (joinBase + rest).copyMemory(from: second.baseAddress!, byteCount: borrowed)
+            let tail: UnsafeRawBufferPointer
+            if rest + borrowed == 32 {
+                _ = lanes.consume(UnsafeRawPointer(joinBase), count: 32)
+                let fromSecond = borrowed + lanes.consume(second.baseAddress! + borrowed, count: second.count - borrowed)
+                tail = UnsafeRawBufferPointer(rebasing: second[fromSecond...])
+            } else {
+                tail = UnsafeRawBufferPointer(start: joinBase, count: rest + borrowed)
+            }
+            return finalize(lanes.merged() &+ UInt64(total), count: tail.count, tail: tail, from: 0)
+        }
     }
 
     @inline(__always)

@@ -3,7 +3,7 @@
 #   scripts/sanitize.sh thread  [test filter]     ThreadSanitizer
 #   scripts/sanitize.sh address [test filter]     AddressSanitizer
 # With no filter: under ThreadSanitizer the concurrent parts (chain, cache, memory tier, disk
-# tier); under AddressSanitizer every test (moto-backed ones skip unless moto runs).
+# tier, the S3 lease); under AddressSanitizer every test (moto-backed ones skip unless moto runs).
 # Any report fails the run (halt_on_error). Suppressions: none for TSan. For ASan, leak
 # detection is off (detect_leaks=0): the XCTest runner that hosts `swift test` leaks 144 bytes
 # of its own at exit on Linux whatever the tests do, and LeakSanitizer would fail every run on
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?usage: scripts/sanitize.sh thread|address [filter]}
-if [[ $kind == address ]]; then default='.*'; else default='TierChainTests|CacheTests|MemoryTierTests|DiskTier'; fi
+if [[ $kind == address ]]; then default='.*'; else default='TierChainTests|CacheTests|MemoryTierTests|DiskTier|S3LeaseMotoTests'; fi
 filter=${2:-$default}
 scratch=".build-$kind"
 swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" 2>&1 | grep -E "error|warning: .*(Sources|Tests|Codecs|Backends)/" && exit 1

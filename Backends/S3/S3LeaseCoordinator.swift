@@ -18,7 +18,9 @@ public import TierCache
 ///   tries to take it. The lease expired (its holder died): it takes it over with
 ///   `PUT If-Match: <the lease's ETag>`; S3 lets one taker win, the others get 412.
 ///   ``Configuration/waitDeadline`` passed: ``LoadTurn/proceed(reason:)`` with `deadline`, and the
-///   caller runs its loader anyway.
+///   caller runs its loader anyway. Requests made while waiting end at that deadline too; only
+///   the first attempt (and the re-check after winning) may take up to
+///   ``Configuration/requestTimeout`` on its own.
 /// - Before building, a process that got the lease looks at the entry once more (HEAD): a
 ///   holder that stored it and released its lease just before this process's lease was taken
 ///   leaves nothing to build, and the new lease is released at once (``LoadTurn/appeared``).
@@ -141,11 +143,13 @@ public final class S3LeaseCoordinator: LoadCoordinator {
         var firstRound = true
         while true {
             do {
-                if !firstRound, try await entryIsFresh(key) { return .appeared }
-                if let turn = try await tryLease(key, leaseKey: leaseKey, create: firstRound) {
+                // Requests while waiting end at the wait deadline; the first attempt gets its own.
+                let end = firstRound ? nil : deadline
+                if !firstRound, try await entryIsFresh(key, until: end) { return .appeared }
+                if let turn = try await tryLease(key, leaseKey: leaseKey, create: firstRound, until: end) {
                     // The previous holder may have stored the entry and released its lease
                     // between this process's miss and its lease: look once more before building.
-                    if try await entryIsFresh(key) {
+                    if try await entryIsFresh(key, until: nil) {
                         await turn.release()
                         return .appeared
                     }
@@ -153,6 +157,12 @@ public final class S3LeaseCoordinator: LoadCoordinator {
                 }
             } catch {
                 if Task.isCancelled { return .proceed(reason: "cancelled") }
+                if ContinuousClock.now >= deadline {
+                    logger.notice("lease wait deadline passed; loading without a lease", metadata: [
+                        "lease": "\(leaseKey)", "deadline": "\(configuration.waitDeadline)",
+                    ])
+                    return .proceed(reason: "deadline")
+                }
                 logger.warning("lease store failed; loading without a lease", metadata: [
                     "lease": "\(leaseKey)", "error": "\(error)",
                 ])
@@ -178,14 +188,16 @@ public final class S3LeaseCoordinator: LoadCoordinator {
 
     /// One attempt at the lease: create it when absent, take it over when expired.
     /// - Returns: a lead turn, or nil when another process holds a live lease.
-    private func tryLease(_ key: CacheKey, leaseKey: String, create: Bool) async throws(S3Error) -> LoadTurn? {
-        if create, let etag = try await write(key, leaseKey: leaseKey, ifNoneMatch: "*") {
+    private func tryLease(_ key: CacheKey, leaseKey: String, create: Bool, until end: ContinuousClock.Instant?)
+        async throws(S3Error) -> LoadTurn?
+    {
+        if create, let etag = try await write(key, leaseKey: leaseKey, ifNoneMatch: "*", until: end) {
             return lead(key, leaseKey: leaseKey, etag: etag, takeover: false)
         }
         guard let current = try await tier.client.getObject(bucket: tier.configuration.bucket, key: leaseKey,
-                                                             deadline: requestDeadline()) else {
+                                                             deadline: requestDeadline(until: end)) else {
             // Released (a failed load) or expired away: try to take it.
-            if let etag = try await write(key, leaseKey: leaseKey, ifNoneMatch: "*") {
+            if let etag = try await write(key, leaseKey: leaseKey, ifNoneMatch: "*", until: end) {
                 return lead(key, leaseKey: leaseKey, etag: etag, takeover: false)
             }
             return nil
@@ -196,7 +208,7 @@ public final class S3LeaseCoordinator: LoadCoordinator {
         if let lease, clock.now() < WallTime(millisecondsSince1970: lease.expiresAt).advanced(by: configuration.clockSkewTolerance) {
             return nil
         }
-        guard let newETag = try await write(key, leaseKey: leaseKey, ifMatch: etag) else { return nil }
+        guard let newETag = try await write(key, leaseKey: leaseKey, ifMatch: etag, until: end) else { return nil }
         logger.notice("took over an expired lease", metadata: [
             "lease": "\(leaseKey)", "previousHolder": "\(lease?.holder ?? "unreadable")", "holder": "\(configuration.holderID)",
         ])
@@ -205,8 +217,8 @@ public final class S3LeaseCoordinator: LoadCoordinator {
 
     /// A conditional PUT of a fresh lease body.
     /// - Returns: the new ETag, or nil when the condition failed (another process won).
-    private func write(_ key: CacheKey, leaseKey: String, ifNoneMatch: String? = nil, ifMatch: String? = nil)
-        async throws(S3Error) -> String?
+    private func write(_ key: CacheKey, leaseKey: String, ifNoneMatch: String? = nil, ifMatch: String? = nil,
+                       until end: ContinuousClock.Instant? = nil) async throws(S3Error) -> String?
     {
         let now = clock.now()
         let lease = Lease(holder: configuration.holderID, key: key.rendered, acquiredAt: now.millisecondsSince1970,
@@ -217,7 +229,7 @@ public final class S3LeaseCoordinator: LoadCoordinator {
         let body = (try? JSONEncoder().encode(lease)).map { Array($0) } ?? []
         do throws(S3Error) {
             let result = try await tier.client.putObject(bucket: tier.configuration.bucket, key: leaseKey, body: body,
-                                                         options: options, deadline: requestDeadline())
+                                                         options: options, deadline: requestDeadline(until: end))
             guard let etag = result.etag else {
                 throw S3Error(.malformedResponse, "conditional PUT answered without an ETag")
             }
@@ -235,17 +247,19 @@ public final class S3LeaseCoordinator: LoadCoordinator {
     }
 
     /// Whether the entry's object exists and is fresh (HEAD, metadata only).
-    private func entryIsFresh(_ key: CacheKey) async throws(S3Error) -> Bool {
+    private func entryIsFresh(_ key: CacheKey, until end: ContinuousClock.Instant?) async throws(S3Error) -> Bool {
         let head = try await tier.client.headObject(bucket: tier.configuration.bucket, key: tier.objectKey(for: key),
-                                                    deadline: requestDeadline())
+                                                    deadline: requestDeadline(until: end))
         guard let head, let expiry = S3Tier.expiry(objectKey: "", metadata: head.metadata, size: head.contentLength) else {
             return false
         }
         return clock.now() < expiry.freshUntil
     }
 
-    private func requestDeadline() -> ContinuousClock.Instant {
-        ContinuousClock.now.advanced(by: configuration.requestTimeout)
+    /// One request's deadline: ``Configuration/requestTimeout`` from now, cut at `end`.
+    private func requestDeadline(until end: ContinuousClock.Instant? = nil) -> ContinuousClock.Instant {
+        let own = ContinuousClock.now.advanced(by: configuration.requestTimeout)
+        return end.map { min($0, own) } ?? own
     }
 
     // MARK: - Holding

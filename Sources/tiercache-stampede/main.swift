@@ -3,7 +3,8 @@
 // starts many at once and sums what they print; TierCacheStampedeTests spawns it too.
 //
 //   tiercache-stampede --bucket B [--key init] [--build-ms 1500] [--protect] [--lease-ms 30000]
-//                      [--wait-ms 10000] [--start-at <ms since 1970>] [--size 65536]
+//                      [--wait-ms 10000] [--request-timeout-ms 2000] [--start-at <ms since 1970>]
+//                      [--size 65536]
 //   tiercache-stampede --bucket B --create-bucket      (creates the bucket and exits)
 //
 // S3 comes from TIERCACHE_TEST_S3_ENDPOINT / TIERCACHE_TEST_ACCESS_KEY_ID /
@@ -29,6 +30,7 @@ struct Options {
     var protect = false
     var leaseMs = 30_000
     var waitMs = 10_000
+    var requestTimeoutMs = 2000
     var startAt: Int64?
     var size = 65_536
     var createBucket = false
@@ -52,6 +54,7 @@ struct Options {
             case "--protect": protect = true
             case "--lease-ms": leaseMs = number(next())
             case "--wait-ms": waitMs = number(next())
+            case "--request-timeout-ms": requestTimeoutMs = number(next())
             case "--start-at": startAt = Int64(number(next()))
             case "--size": size = number(next())
             case "--create-bucket": createBucket = true
@@ -78,6 +81,11 @@ guard let endpoint = environment["TIERCACHE_TEST_S3_ENDPOINT"], let accessKey = 
       let secret = environment["TIERCACHE_TEST_SECRET_ACCESS_KEY"]
 else { fail("TIERCACHE_TEST_S3_ENDPOINT / TIERCACHE_TEST_ACCESS_KEY_ID / TIERCACHE_TEST_SECRET_ACCESS_KEY are not set") }
 
+// TIERCACHE_STAMPEDE_LOG=debug (or notice, ...) sends the cache's and the coordinator's log lines
+// to stderr.
+var logger = Logger(label: "stampede", factory: { StreamLogHandler.standardError(label: $0) })
+logger.logLevel = environment["TIERCACHE_STAMPEDE_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+logger[metadataKey: "pid"] = "\(getpid())"
 let metrics = TestMetrics()
 let client = try S3Client(configuration: .init(region: .usEast1, endpoint: endpoint,
                                                credentials: .static(AWSCredentials(accessKeyID: accessKey, secretAccessKey: secret))),
@@ -90,10 +98,11 @@ let tier = S3Tier(client: client, configuration: .init(bucket: options.bucket, p
                                                         writeTimeout: .seconds(10)))
 let pid = getpid()
 let coordinator = S3LeaseCoordinator(tier: tier, configuration: .init(
-    leaseDuration: .milliseconds(options.leaseMs), waitDeadline: .milliseconds(options.waitMs), holderID: "pid-\(pid)"))
+    leaseDuration: .milliseconds(options.leaseMs), waitDeadline: .milliseconds(options.waitMs),
+    requestTimeout: .milliseconds(options.requestTimeoutMs), holderID: "pid-\(pid)"), logger: logger)
 let cache = Cache<[String]>(
-    configuration: .init(name: "stampede", metricsFactory: metrics, coordination: options.protect ? .lease(coordinator) : .off),
-    chain: TierChain([.remote(tier, readDeadline: .seconds(10))], configuration: .init(metricsLabel: "stampede", metricsFactory: metrics)))
+    configuration: .init(name: "stampede", logger: logger, metricsFactory: metrics, coordination: options.protect ? .lease(coordinator) : .off),
+    chain: TierChain([.remote(tier, readDeadline: .seconds(10))], configuration: .init(metricsLabel: "stampede", logger: logger, metricsFactory: metrics)))
 let key = try CacheKey(namespace: "stampede", name: options.key)
 
 if let startAt = options.startAt {
@@ -117,7 +126,10 @@ let puts = total(metrics, "tiercache_s3_requests_total", [("op", "put"), ("resul
     + total(metrics, "tiercache_s3_requests_total", [("op", "put"), ("result", "4xx")])
 let entryPuts = total(metrics, TierCacheMetrics.tierRequests, [("cache", "stampede"), ("tier", "s3"), ("op", "put"), ("result", "ok")])
 let requests = metrics.counters(label: "tiercache_s3_requests_total").reduce(0) { $0 + $1.totalValue }
+// What the coordinator answered (lead, appeared, deadline, error, ...), empty without protection.
+let coordination = metrics.counters(label: TierCacheMetrics.coordinations).filter { $0.totalValue > 0 }
+    .compactMap { counter in counter.dimensions.first { $0.0 == "result" }?.1 }.sorted().joined(separator: ",")
 let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
 print("{\"pid\":\(pid),\"source\":\"\(result.source)\",\"ms\":\(Int(ms.rounded())),\"loaderRuns\":\(runs),"
     + "\"entryPuts\":\(entryPuts),\"leasePuts\":\(puts - entryPuts - Int64(runs)),\"s3Requests\":\(requests),"
-    + "\"valid\":\(result.value.count == max(1, options.size / 1024))}")
+    + "\"coordination\":\"\(coordination)\",\"valid\":\(result.value.count == max(1, options.size / 1024))}")

@@ -42,11 +42,15 @@ enum Stampede {
         var source: String
         var ms: Int
         var loaderRuns: Int
+        var coordination: String
         var valid: Bool
     }
 
-    /// Starts `count` processes that all begin at one wall-clock instant.
-    static func start(_ count: Int, bucket: String, arguments: [String]) throws -> [(Process, Pipe)] {
+    /// Starts `count` processes that all begin at one wall-clock instant; their log lines
+    /// (notice and above) go to `logs`.
+    static func start(_ count: Int, bucket: String, logs: String, arguments: [String]) throws -> [(Process, Pipe)] {
+        _ = FileManager.default.createFile(atPath: logs, contents: nil)
+        let logFile = try #require(FileHandle(forWritingAtPath: logs))
         let startAt = SystemCacheClock().now().millisecondsSince1970 + 1500
         return try (0..<count).map { _ in
             let process = Process()
@@ -54,6 +58,8 @@ enum Stampede {
             process.arguments = ["--bucket", bucket, "--protect", "--start-at", String(startAt)] + arguments
             let pipe = Pipe()
             process.standardOutput = pipe
+            process.standardError = logFile
+            process.environment = ProcessInfo.processInfo.environment.merging(["TIERCACHE_STAMPEDE_LOG": "notice"]) { $1 }
             try process.run()
             return (process, pipe)
         }
@@ -65,6 +71,11 @@ enum Stampede {
         process.waitUntilExit()
         guard process.terminationReason == .exit, process.terminationStatus == 0 else { return nil }
         return try? JSONDecoder().decode(Outcome.self, from: data)
+    }
+
+    /// The log lines the processes wrote.
+    static func logLines(_ path: String) -> String {
+        (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
 
     static func markers(_ client: S3Client, _ bucket: String) async throws -> [String] {
@@ -81,13 +92,14 @@ struct StampedeProcessTests {
         let client = try #require(Stampede.client)
         let bucket = "stampede-\(UInt32.random(in: 0...UInt32.max))"
         try await client.createBucket(bucket)
-        let processes = try Stampede.start(20, bucket: bucket, arguments: ["--build-ms", "1000", "--wait-ms", "30000"])
+        let logs = NSTemporaryDirectory() + bucket + ".log"
+        let processes = try Stampede.start(20, bucket: bucket, logs: logs, arguments: ["--build-ms", "1000", "--wait-ms", "30000", "--request-timeout-ms", "10000"])
         let outcomes = processes.map { Stampede.finish($0.0, $0.1) }
         let finished = outcomes.compactMap { $0 }
         try #require(finished.count == 20, "\(20 - finished.count) processes failed")
         #expect(finished.allSatisfy { $0.valid })
         let markers = try await Stampede.markers(client, bucket)
-        #expect(markers.count == 1, "loader runs: \(markers)")
+        #expect(markers.count == 1, "loader runs: \(markers); answers: \(finished.map { $0.coordination }); logs:\n\(Stampede.logLines(logs))")
         #expect(finished.reduce(0) { $0 + $1.loaderRuns } == 1)
         #expect(finished.filter { $0.source == "loader" }.count == 1)
         #expect(finished.filter { $0.source == "tier(s3)" }.count == 19)
@@ -101,8 +113,9 @@ struct StampedeProcessTests {
         let client = try #require(Stampede.client)
         let bucket = "stampede-kill-\(UInt32.random(in: 0...UInt32.max))"
         try await client.createBucket(bucket)
+        let logs = NSTemporaryDirectory() + bucket + ".log"
         let processes = try Stampede.start(
-            20, bucket: bucket, arguments: ["--build-ms", "2000", "--lease-ms", "1000", "--wait-ms", "30000"])
+            20, bucket: bucket, logs: logs, arguments: ["--build-ms", "2000", "--lease-ms", "1000", "--wait-ms", "30000", "--request-timeout-ms", "10000"])
         // The first loader run writes its marker, then builds for 2 s: kill it then.
         var victim: Int32?
         let giveUp = ContinuousClock.now.advanced(by: .seconds(30))
@@ -123,7 +136,7 @@ struct StampedeProcessTests {
         #expect(finished.allSatisfy { $0.valid })
         // Two loader runs: the killed holder's and the one that took over its expired lease.
         let markers = try await Stampede.markers(client, bucket)
-        #expect(markers.count == 2, "loader runs: \(markers)")
+        #expect(markers.count == 2, "loader runs: \(markers); answers: \(finished.map { $0.coordination }); logs:\n\(Stampede.logLines(logs))")
         #expect(finished.filter { $0.source == "loader" }.count == 1)
         #expect(finished.filter { $0.source == "tier(s3)" }.count == 18)
         // The entry appeared in the bucket, after the killed holder's lease expired.

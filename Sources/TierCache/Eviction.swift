@@ -1,8 +1,10 @@
 /// Decides which entry a full memory-tier shard gives up.
 ///
 /// Entries live in numbered slots; a policy sees only slot numbers. The memory tier makes one
-/// policy per shard and calls it only under that shard's lock, so an implementation needs no
-/// locking of its own and must not block.
+/// policy per shard and never calls it from two threads at once (writes hold all the shard's
+/// locks; a hit's ``didAccess(slot:)`` holds a lock kept for it), so an implementation needs no
+/// locking of its own and must not block. The built-in SIEVE runs in-line instead, so that hits
+/// on several threads do not queue on that lock.
 public protocol EvictionPolicy: AnyObject {
     /// An entry now occupies `slot`.
     func didInsert(slot: Int)

@@ -4,9 +4,10 @@ import Metrics
 /// The in-process tier: holds decoded values, so a hit neither deserializes nor decompresses.
 ///
 /// Bounded by entry count and by bytes (an entry's weight is its serialized size), TTL-aware
-/// through the cache's ``CacheClock``. Keys are spread over shards, each with its own lock and
-/// eviction policy, so threads touching different keys rarely wait on each other; the budgets are
-/// split evenly between shards.
+/// through the cache's ``CacheClock``. Keys are spread over shards, each with its own locks and
+/// eviction policy; the budgets are split evenly between shards. A hit takes only a lock of its
+/// own thread's (one per shard per thread stripe), so hits on different threads neither wait
+/// on each other nor write a common cache line; writes take all of a shard's locks.
 public final class MemoryTier<Value: Sendable>: Sendable {
     /// Limits and policy.
     public struct Configuration: Sendable {

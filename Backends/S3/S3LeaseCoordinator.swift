@@ -24,6 +24,9 @@ public import TierCache
 /// - Before building, a process that got the lease looks at the entry once more (HEAD): a
 ///   holder that stored it and released its lease just before this process's lease was taken
 ///   leaves nothing to build, and the new lease is released at once (``LoadTurn/appeared``).
+///   It also reads the lease's ETag back (HEAD) and leads only if it is its own: a store that
+///   does not serialize conditional writes (moto) can let two creates succeed, and the one whose
+///   lease was overwritten then waits like any other loser.
 /// - Holding: while the loader runs, the lease is renewed (`PUT If-Match`) every third of
 ///   ``Configuration/leaseDuration``, so a long build keeps it and a crashed holder costs at most
 ///   one lease duration. Releasing deletes it with `If-Match`, so a lease taken over by another
@@ -146,14 +149,23 @@ public final class S3LeaseCoordinator: LoadCoordinator {
                 // Requests while waiting end at the wait deadline; the first attempt gets its own.
                 let end = firstRound ? nil : deadline
                 if !firstRound, try await entryIsFresh(key, until: end) { return .appeared }
-                if let turn = try await tryLease(key, leaseKey: leaseKey, create: firstRound, until: end) {
+                if let (turn, etag) = try await tryLease(key, leaseKey: leaseKey, create: firstRound, until: end) {
                     // The previous holder may have stored the entry and released its lease
                     // between this process's miss and its lease: look once more before building.
                     if try await entryIsFresh(key, until: nil) {
                         await turn.release()
                         return .appeared
                     }
-                    return turn
+                    // S3 serializes conditional writes, but not every S3-compatible store does
+                    // (moto checks and writes without a lock, so two PUTs can both succeed): lead
+                    // only if the lease read back is the one this process wrote. Releasing a lost
+                    // one is a conditional DELETE on this process's ETag, which leaves the
+                    // winner's lease alone.
+                    if try await leaseETag(leaseKey, until: nil) == etag { return turn }
+                    logger.notice("lease write succeeded but another holder's lease is stored; waiting", metadata: [
+                        "lease": "\(leaseKey)", "holder": "\(configuration.holderID)",
+                    ])
+                    await turn.release()
                 }
             } catch {
                 if Task.isCancelled { return .proceed(reason: "cancelled") }
@@ -187,18 +199,19 @@ public final class S3LeaseCoordinator: LoadCoordinator {
     }
 
     /// One attempt at the lease: create it when absent, take it over when expired.
-    /// - Returns: a lead turn, or nil when another process holds a live lease.
+    /// - Returns: a lead turn and the ETag of the lease written, or nil when another process holds
+    ///   a live lease.
     private func tryLease(_ key: CacheKey, leaseKey: String, create: Bool, until end: ContinuousClock.Instant?)
-        async throws(S3Error) -> LoadTurn?
+        async throws(S3Error) -> (LoadTurn, String)?
     {
         if create, let etag = try await write(key, leaseKey: leaseKey, ifNoneMatch: "*", until: end) {
-            return lead(key, leaseKey: leaseKey, etag: etag, takeover: false)
+            return (lead(key, leaseKey: leaseKey, etag: etag, takeover: false), etag)
         }
         guard let current = try await tier.client.getObject(bucket: tier.configuration.bucket, key: leaseKey,
                                                              deadline: requestDeadline(until: end)) else {
             // Released (a failed load) or expired away: try to take it.
             if let etag = try await write(key, leaseKey: leaseKey, ifNoneMatch: "*", until: end) {
-                return lead(key, leaseKey: leaseKey, etag: etag, takeover: false)
+                return (lead(key, leaseKey: leaseKey, etag: etag, takeover: false), etag)
             }
             return nil
         }
@@ -212,7 +225,7 @@ public final class S3LeaseCoordinator: LoadCoordinator {
         logger.notice("took over an expired lease", metadata: [
             "lease": "\(leaseKey)", "previousHolder": "\(lease?.holder ?? "unreadable")", "holder": "\(configuration.holderID)",
         ])
-        return lead(key, leaseKey: leaseKey, etag: newETag, takeover: true)
+        return (lead(key, leaseKey: leaseKey, etag: newETag, takeover: true), newETag)
     }
 
     /// A conditional PUT of a fresh lease body.
@@ -244,6 +257,11 @@ public final class S3LeaseCoordinator: LoadCoordinator {
     /// process got there first.
     static func lostRace(_ error: S3Error) -> Bool {
         error.code == .preconditionFailed || error.status == 412 || error.status == 409 || error.code == .noSuchKey
+    }
+
+    /// The ETag of the lease object as stored now (HEAD); nil when there is none.
+    private func leaseETag(_ leaseKey: String, until end: ContinuousClock.Instant?) async throws(S3Error) -> String? {
+        try await tier.client.headObject(bucket: tier.configuration.bucket, key: leaseKey, deadline: requestDeadline(until: end))?.etag
     }
 
     /// Whether the entry's object exists and is fresh (HEAD, metadata only).

@@ -30,6 +30,13 @@ swift test --skip-build --no-parallel
 # The concurrent parts again under ThreadSanitizer (a build folder of its own).
 ./scripts/sanitize.sh thread
 
+# Every test again under AddressSanitizer, against the moto started above (a build folder of its
+# own): about one more build plus 4-5 minutes of tests (docs/reliability.md).
+# TIERCACHE_SKIP_ASAN=1 skips it.
+if [[ ${TIERCACHE_SKIP_ASAN:-0} != 1 ]]; then
+    ./scripts/sanitize.sh address
+fi
+
 # A short fuzz pass (5,000 inputs per target, libFuzzer + ASan, a build folder of its own);
 # scripts/fuzz.sh with no argument runs the full 100,000. TIERCACHE_SKIP_FUZZ=1 skips it.
 if [[ ${TIERCACHE_SKIP_FUZZ:-0} != 1 ]]; then

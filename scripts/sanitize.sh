@@ -2,8 +2,10 @@
 # Runs tests under a sanitizer in a build folder of its own.
 #   scripts/sanitize.sh thread  [test filter]     ThreadSanitizer
 #   scripts/sanitize.sh address [test filter]     AddressSanitizer
-# With no filter: under ThreadSanitizer the concurrent parts (chain, cache, memory tier, disk
-# tier, the S3 lease); under AddressSanitizer every test (moto-backed ones skip unless moto runs).
+# With no filter: under ThreadSanitizer the concurrent parts (chain, cache, memory tier, removal
+# fence, disk tier, the S3 lease); under AddressSanitizer every test, with moto started as
+# scripts/test.sh does (unless TIERCACHE_TEST_S3_ENDPOINT already points at one) so the S3,
+# multi-region, CLI and chaos tests run against it instead of skipping.
 # Any report fails the run (halt_on_error). Suppressions: none for TSan. For ASan, leak
 # detection is off (detect_leaks=0): the XCTest runner that hosts `swift test` leaks 144 bytes
 # of its own at exit on Linux whatever the tests do, and LeakSanitizer would fail every run on
@@ -12,10 +14,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?usage: scripts/sanitize.sh thread|address [filter]}
-if [[ $kind == address ]]; then default='.*'; else default='TierChainTests|CacheTests|MemoryTierTests|DiskTier|S3LeaseMotoTests'; fi
+if [[ $kind == address ]]; then default='.*'; else default='TierChainTests|CacheTests|MemoryTierTests|RemovalFenceTests|DiskTier|S3LeaseMotoTests'; fi
 filter=${2:-$default}
 scratch=".build-$kind"
 swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" 2>&1 | grep -E "error|warning: .*(Sources|Tests|Codecs|Backends)/" && exit 1
+
+services=()
+cleanup() { for pid in "${services[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+if [[ $kind == address && -z ${TIERCACHE_TEST_S3_ENDPOINT:-} && -x scripts/start-moto.sh ]]; then
+    # shellcheck source=/dev/null
+    source scripts/start-moto.sh
+    services+=("${MOTO_PID:-}")
+fi
+
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 export ASAN_OPTIONS="detect_leaks=0 halt_on_error=1"
 swift test --skip-build --no-parallel --sanitize="$kind" --scratch-path "$scratch" --filter "$filter"

@@ -30,6 +30,13 @@ swift test --skip-build --no-parallel
 # The concurrent parts again under ThreadSanitizer (a build folder of its own).
 ./scripts/sanitize.sh thread
 
+# Every test again under AddressSanitizer, against the moto started above (a build folder of its
+# own): about one more build plus 4-5 minutes of tests (docs/reliability.md).
+# TIERCACHE_SKIP_ASAN=1 skips it.
+if [[ ${TIERCACHE_SKIP_ASAN:-0} != 1 ]]; then
+    ./scripts/sanitize.sh address
+fi
+
 # Every example package builds warning-free against this checkout (each has its own build folder,
 # so this is the slowest step: ~10 minutes on an idle 2-core machine). TIERCACHE_SKIP_EXAMPLES=1
 # skips it.

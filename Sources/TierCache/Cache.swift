@@ -294,12 +294,19 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
 
     /// Reads the chain and decodes; a hit that does not decode is a miss (counted, logged).
     func readChain(_ key: CacheKey, now: WallTime) async -> CacheResult<Value>? {
-        guard !chain.isEmpty, let hit = await chain.get(key, now: now) else { return nil }
+        guard !chain.isEmpty else { return nil }
+        // The ticket spans the memory fill: a read that overlapped a `remove` returns what it read
+        // but stores it nowhere, so it cannot bring the removed entry back.
+        let ticket = chain.fence.enter(key)
+        defer { chain.fence.leave(ticket) }
+        guard let hit = await chain.get(key, now: now, ticket: ticket) else { return nil }
         do {
             let value = try decode(hit.entry)
             let refreshAt = refreshPoint(createdAt: hit.entry.createdAt, freshUntil: hit.entry.freshUntil)
-            memory?.set(key, value: value, weight: Int(clamping: hit.entry.uncompressedLength),
-                        freshUntil: hit.entry.freshUntil, staleUntil: hit.entry.staleUntil, refreshAt: refreshAt)
+            chain.fence.unlessRemoved(ticket) {
+                memory?.set(key, value: value, weight: Int(clamping: hit.entry.uncompressedLength),
+                            freshUntil: hit.entry.freshUntil, staleUntil: hit.entry.staleUntil, refreshAt: refreshAt)
+            }
             (hit.isStale ? metrics.tierStale : metrics.tierFresh).increment()
             return CacheResult(value: value, source: .tier(hit.tierName), isStale: hit.isStale,
                                freshUntil: hit.entry.freshUntil, staleUntil: hit.entry.staleUntil, refreshAt: refreshAt)
@@ -324,9 +331,9 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
 
     /// Removes `key` from memory and every byte tier, awaited in each (lowest tier first, after any
     /// write queued for the key); see ``TierChain/remove(_:)``.
+    /// A read that overlaps the remove returns what it read but puts it back in no tier.
     public func remove(_ key: CacheKey) async {
-        memory?.remove(key)
-        await chain.remove(key)
+        await chain.remove(key) { memory?.remove(key) }
     }
 
     /// Waits for refreshes in flight (``RefreshAheadPolicy``), then for write-behind writes

@@ -99,6 +99,8 @@ public final class TierChain: Sendable {
     let configuration: Configuration
     let metrics: [TierMetrics]
     let writes: WriteBehindQueue
+    /// Keeps reads that overlap a `remove` from promoting what they read (see ``RemovalFence``).
+    package let fence = RemovalFence()
     var logger: Logger { configuration.logger }
 
     /// Creates a chain over `tiers`, fastest first.
@@ -116,11 +118,19 @@ public final class TierChain: Sendable {
 
     /// Reads `key`: the first fresh hit, else the first stale-but-usable one, else nil.
     public func get(_ key: CacheKey, now: WallTime) async -> Hit? {
+        let ticket = fence.enter(key)
+        defer { fence.leave(ticket) }
+        return await get(key, now: now, ticket: ticket)
+    }
+
+    /// Reads `key` under a ticket the caller holds from ``fence`` (``Cache`` keeps it until its
+    /// memory fill); a hit is promoted only if no `remove` of the key overlapped the read.
+    package func get(_ key: CacheKey, now: WallTime, ticket: RemovalFence.Ticket) async -> Hit? {
         var stale: Hit?
         for index in tiers.indices {
             guard let entry = await read(key, from: index, now: now) else { continue }
             if entry.isFresh(at: now) {
-                promote(entry, above: index)
+                fence.unlessRemoved(ticket) { promote(entry, above: index) }
                 return Hit(entry: entry, tierName: tiers[index].tier.name, tierIndex: index, isStale: false)
             }
             if stale == nil {
@@ -134,6 +144,8 @@ public final class TierChain: Sendable {
     public func getMany(_ keys: [CacheKey], now: WallTime) async -> [CacheKey: Hit] {
         var found: [CacheKey: Hit] = [:]
         var remaining = Array(Set(keys))
+        let tickets = Dictionary(uniqueKeysWithValues: remaining.map { ($0, fence.enter($0)) })
+        defer { for ticket in tickets.values { fence.leave(ticket) } }
         for index in tiers.indices where !remaining.isEmpty {
             let tier = tiers[index]
             let metrics = metrics[index]
@@ -154,7 +166,7 @@ public final class TierChain: Sendable {
                     continue
                 }
                 if usable.isFresh(at: now) {
-                    promote(usable, above: index)
+                    fence.unlessRemoved(tickets[key]!) { promote(usable, above: index) }
                     found[key] = Hit(entry: usable, tierName: tier.tier.name, tierIndex: index, isStale: false)
                 } else {
                     if found[key] == nil {
@@ -258,10 +270,18 @@ public final class TierChain: Sendable {
 
     /// Removes `key` from every tier: lowest tier first, each awaited (write-behind tiers too,
     /// after any write queued for the key), so that once this returns no tier holds the entry for
-    /// another process's read to copy back up. A read that fetched the entry from a lower tier
-    /// just before the remove reached it can still promote it afterwards; docs/reliability.md
-    /// says when that matters.
+    /// another process's read to copy back up. A read in this process that overlaps the remove
+    /// does not promote what it read (``RemovalFence``); a read in another process sharing a
+    /// tier still can (docs/reliability.md).
     public func remove(_ key: CacheKey) async {
+        await remove(key, whenStarting: {})
+    }
+
+    /// Removes `key`, running `whenStarting` (short; the memory tier's removal) at the point from
+    /// which overlapping reads no longer store what they read.
+    package func remove(_ key: CacheKey, whenStarting: () -> Void) async {
+        fence.beginRemoval(key, whenStarting)
+        defer { fence.endRemoval(key) }
         for index in tiers.indices.reversed() {
             await writes.last(for: key, tier: index)?.value
             await perform(.remove(key), on: index)

@@ -2,7 +2,7 @@
 // get/getOrLoad/set/remove for a fixed number of operations, every value checked.
 //
 //   tiercache-soak [--processes 4] [--tasks 8] [--ops 20000] [--keys 256] [--size 2048]
-//                  [--disk-root /tmp/tiercache-soak] [--no-s3]
+//                  [--disk-root /tmp/tiercache-soak] [--no-s3] [--sample-ops N]
 // S3 comes from TIERCACHE_TEST_S3_ENDPOINT / TIERCACHE_TEST_ACCESS_KEY_ID /
 // TIERCACHE_TEST_SECRET_ACCESS_KEY (scripts/soak.sh starts moto and sets them); without them,
 // or with --no-s3, the chain is memory + disk. `--ops` is per process.
@@ -11,7 +11,8 @@
 // the last value written and checks that its reads return exactly that. Any process reads any
 // key and checks that the value is intact (checksum), for that key (not foreign) and by its
 // owner. The parent prints throughput, p50/p99 latency per operation, errors, every anomaly,
-// and each worker's descriptors, threads and RSS after warm-up and at the end.
+// and each worker's descriptors, threads and RSS after warm-up and at the end, and sampled every
+// N operations of the process during the run (--sample-ops; default a twentieth of --ops).
 import Foundation
 import TierCache
 import TierCacheDisk
@@ -28,6 +29,7 @@ struct Options {
     var useS3 = true
     var bucket = ""
     var worker: Int?
+    var sampleOps = 0  // 0: a twentieth of the run
 
     init(_ arguments: [String]) {
         var i = 0
@@ -47,6 +49,7 @@ struct Options {
             case "--no-s3": useS3 = false
             case "--bucket": bucket = next()
             case "--worker": worker = Int(next())!
+            case "--sample-ops": sampleOps = Int(next())!
             default: fatalError("unknown argument \(arguments[i])")
             }
             i += 1
@@ -55,7 +58,7 @@ struct Options {
 
     var passThrough: [String] {
         ["--processes", "\(processes)", "--tasks", "\(tasks)", "--ops", "\(ops)", "--keys", "\(keys)",
-         "--size", "\(size)", "--disk-root", diskRoot, "--bucket", bucket] + (useS3 ? [] : ["--no-s3"])
+         "--size", "\(size)", "--disk-root", diskRoot, "--bucket", bucket, "--sample-ops", "\(sampleOps)"] + (useS3 ? [] : ["--no-s3"])
     }
 }
 
@@ -68,6 +71,7 @@ struct WorkerReport: Codable {
     var anomalies: [String: Int]
     var examples: [String]
     var resources: [String: [Int]]  // fds, threads, rssKB: [start, after warm-up, end]
+    var samples: [[Int]]  // [ops done, fds, threads, rssKB], every --sample-ops operations per process
     var finalChecked: Int
 }
 
@@ -120,8 +124,30 @@ struct TaskState {
     }
 }
 
+/// Samples the process's descriptors, threads and RSS every `every` operations (of all tasks).
+final class Sampler: @unchecked Sendable {
+    private let lock = Lock()
+    private var done = 0
+    private var samples: [[Int]] = []
+    let every: Int
+
+    init(every: Int) { self.every = max(1, every) }
+
+    func count() {
+        let due = lock.withLock {
+            done += 1
+            return done % every == 0 ? done : nil
+        }
+        guard let due else { return }
+        let sample = Resources.sample()
+        lock.withLock { samples.append([due, sample.fds, sample.threads, sample.rssKB]) }
+    }
+
+    var all: [[Int]] { lock.withLock { samples } }
+}
+
 func runTask(_ options: Options, process: Int, task: Int, cache: Cache<StampedValue>, keys: [CacheKey], ops: Int,
-             state initial: TaskState = TaskState()) async -> TaskState {
+             sampler: Sampler? = nil, state initial: TaskState = TaskState()) async -> TaskState {
     var state = initial
     let owners = options.processes * options.tasks
     let me = process * options.tasks + task
@@ -199,6 +225,7 @@ func runTask(_ options: Options, process: Int, task: Int, cache: Cache<StampedVa
         let elapsed = clock.now - start
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         state.latencies[op, default: []].append(UInt32(clamping: micros))
+        sampler?.count()
     }
     return state
 }
@@ -212,6 +239,7 @@ func runWorker(_ options: Options, index: Int) async throws -> WorkerReport {
     let warmUp = max(1, perTask / 10)
     let clock = ContinuousClock()
     let began = clock.now
+    let sampler = Sampler(every: options.sampleOps > 0 ? options.sampleOps : max(1, options.ops / 20))
 
     // Warm-up (10%): thread pools, connections and the memory tier fill; resources are sampled
     // after it, so "end - warm" is growth under a steady load.
@@ -227,7 +255,7 @@ func runWorker(_ options: Options, index: Int) async throws -> WorkerReport {
         for task in 0..<options.tasks {
             group.addTask {
                 await runTask(options, process: index, task: task, cache: cache, keys: keys, ops: perTask - warmUp,
-                              state: warmed[task] ?? TaskState())
+                              sampler: sampler, state: warmed[task] ?? TaskState())
             }
         }
         return await group.reduce(into: [TaskState]()) { $0.append($1) }
@@ -264,7 +292,7 @@ func runWorker(_ options: Options, index: Int) async throws -> WorkerReport {
         examples: merged.examples,
         resources: ["fds": [start.fds, warm.fds, end.fds], "threads": [start.threads, warm.threads, end.threads],
                     "rssKB": [start.rssKB, warm.rssKB, end.rssKB]],
-        finalChecked: checked)
+        samples: sampler.all, finalChecked: checked)
 }
 
 func percentile(_ sorted: [UInt32], _ p: Double) -> Double {
@@ -344,6 +372,18 @@ func runParent(_ options: Options) async throws -> Int32 {
     for report in reports.sorted(by: { $0.worker < $1.worker }) {
         let r = report.resources
         print("  worker \(report.worker): fds \(r["fds"]!), threads \(r["threads"]!), rss KB \(r["rssKB"]!)")
+    }
+    // Sampled during the main run (after warm-up), every so many operations of the process:
+    // the range of each figure, and RSS by fifths of the run, to tell a plateau from a climb.
+    print("sampled during the run (after warm-up), per worker: fds min-max, threads min-max, rss KB min-max; rss KB at 0/25/50/75/100% of the samples:")
+    for report in reports.sorted(by: { $0.worker < $1.worker }) where !report.samples.isEmpty {
+        func range(_ column: Int) -> String {
+            let values = report.samples.map { $0[column] }
+            return "\(values.min()!)-\(values.max()!)"
+        }
+        let rss = report.samples.map { $0[3] }
+        let marks = [0, 0.25, 0.5, 0.75, 1].map { rss[min(rss.count - 1, Int(Double(rss.count - 1) * $0))] }
+        print("  worker \(report.worker): \(report.samples.count) samples; fds \(range(1)), threads \(range(2)), rss \(range(3)); rss \(marks)")
     }
     let corrupt = ["corrupt", "foreign", "foreign-writer", "final-corrupt"].reduce(0) { $0 + anomalies[$1, default: 0] }
     return failures > 0 || corrupt > 0 ? 1 : 0

@@ -351,8 +351,12 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     func store(_ key: CacheKey, value: Value, freshUntil: WallTime, staleUntil: WallTime) async throws(TierCacheError) {
         let now = configuration.clock.now()
         let entry = try encode(key, value: value, createdAt: now, freshUntil: freshUntil, staleUntil: staleUntil)
-        memory?.set(key, value: value, weight: Int(clamping: entry.uncompressedLength), freshUntil: freshUntil, staleUntil: staleUntil,
-                    refreshAt: refreshPoint(createdAt: now, freshUntil: freshUntil))
+        // Reads of the key in flight may hold an older value: void them so that they store it
+        // nowhere (the chain's write below replaces what they may already have promoted).
+        chain.fence.supersede(key) {
+            memory?.set(key, value: value, weight: Int(clamping: entry.uncompressedLength), freshUntil: freshUntil, staleUntil: staleUntil,
+                        refreshAt: refreshPoint(createdAt: now, freshUntil: freshUntil))
+        }
         if !chain.isEmpty { await chain.put(entry) }
     }
 

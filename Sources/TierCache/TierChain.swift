@@ -263,8 +263,10 @@ public final class TierChain: Sendable {
     }
 
     /// Writes `entry` to every tier: awaited for write-through tiers, queued for write-behind ones.
-    /// Failures are counted and logged, never thrown.
+    /// Failures are counted and logged, never thrown. A read of the key in flight, which may hold
+    /// an older entry, promotes it nowhere (``RemovalFence``).
     public func put(_ entry: CacheEntry) async {
+        fence.supersede(entry.key) {}
         await write(.put(entry))
     }
 

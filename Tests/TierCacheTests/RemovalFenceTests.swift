@@ -74,6 +74,31 @@ import TierCacheTesting
         #expect(await cache.get(k, allowStale: true) == nil)
     }
 
+    @Test func cacheReadOverlappingASetLeavesTheNewerValue() async throws {
+        let upper = DictionaryTier(name: "upper"), lowerBase = DictionaryTier(name: "lower")
+        let lower = FaultInjectingTier(lowerBase)
+        let cache = Cache<String>(configuration: .init(clock: clock), chain: TierChain([.test(upper), .test(lower)]))
+        let k = try key("set")
+        let now = clock.now()
+        try await lowerBase.put(cache.encode(k, value: "old", createdAt: now, freshUntil: now.advanced(by: .seconds(60)),
+                                             staleUntil: now.advanced(by: .seconds(600))))
+
+        lower.holdReads()
+        let read = Task { await cache.get(k) }
+        await lower.readHeld()
+        try await cache.set(k, "new")
+        lower.releaseReads()
+
+        // The read returns what it read, but neither memory nor the upper tier goes back to it.
+        #expect(try #require(await read.value).value == "old")
+        await cache.flush()
+        #expect(cache.memory?.get(k, now: clock.now())?.value == "new")
+        let promoted = try #require(upper.rawBytes(for: k))
+        #expect(try cache.decode(CacheEntry(decoding: promoted)) == "new")
+        #expect(try #require(await cache.get(k)).value == "new")
+        #expect(cache.chain.fence.trackedKeys == 0)
+    }
+
     @Test func getManyOverlappingARemoveDoesNotPromoteThatKey() async throws {
         let upper = DictionaryTier(name: "upper"), lowerBase = DictionaryTier(name: "lower")
         let lower = FaultInjectingTier(lowerBase)

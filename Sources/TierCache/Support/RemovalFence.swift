@@ -1,5 +1,5 @@
-/// Keeps a read that overlapped a `remove` of its key from copying what it read back into faster
-/// tiers (promotion in ``TierChain``, the memory fill in ``Cache``).
+/// Keeps a read that overlapped a `remove` or a `set` of its key from copying what it read back
+/// into faster tiers (promotion in ``TierChain``, the memory fill in ``Cache``).
 ///
 /// A read takes a ticket before its first tier and gives it back when done with the value; a
 /// removal bumps the key's generation when it starts and again when every tier has removed the
@@ -55,6 +55,16 @@ package final class RemovalFence: Sendable {
             guard let slot = slots[ticket.key], slot.removals == 0, slot.generation == ticket.generation else { return false }
             store()
             return true
+        }
+    }
+
+    /// Voids the tickets of reads of `key` in flight, then runs `body` under the fence's lock (the
+    /// memory tier's store of a newer value): such a read may hold an older value, which must not
+    /// be stored over the newer one. Keeps no state when no read of `key` is in flight.
+    package func supersede(_ key: CacheKey, _ body: () -> Void) {
+        slots.withLock { slots in
+            slots[key]?.generation &+= 1
+            body()
         }
     }
 

@@ -31,9 +31,11 @@ swift test --skip-build --no-parallel
 ./scripts/sanitize.sh thread
 
 # Every test again under AddressSanitizer, against the moto started above (a build folder of its
-# own): about one more build plus 4-5 minutes of tests (docs/reliability.md).
-# TIERCACHE_SKIP_ASAN=1 skips it.
-if [[ ${TIERCACHE_SKIP_ASAN:-0} != 1 ]]; then
+# own): about one more build plus 4-5 minutes of tests (docs/reliability.md). Opt-in with
+# TIERCACHE_ASAN=1: the issue asks CI for the TSan pass, and running every deadline-bound test a
+# second time, slowed down, doubles CI's exposure to scheduling noise for little new coverage (the
+# fuzz pass below already runs the parsers under ASan).
+if [[ ${TIERCACHE_ASAN:-0} == 1 ]]; then
     ./scripts/sanitize.sh address
 fi
 

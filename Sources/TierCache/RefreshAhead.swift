@@ -226,8 +226,8 @@ extension Cache {
         do {
             try await store(key, value: value, freshUntil: times.fresh, staleUntil: times.stale)
             refreshes.succeeded.increment()
-            refreshes.finished(key, id: id, notBefore: policy.refreshPoint(createdAt: now, freshUntil: times.fresh), now: now)
             logger.debug("refreshed ahead of expiry", metadata: ["key": "\(key)", "freshUntil": "\(times.fresh)"])
+            refreshes.finished(key, id: id, notBefore: policy.refreshPoint(createdAt: now, freshUntil: times.fresh), now: now)
         } catch {
             // The joined callers still get the new value; the tiers keep the current one.
             backOff(key, id: id, current: current, policy: policy, error: error)
@@ -241,10 +241,12 @@ extension Cache {
         let now = configuration.clock.now()
         let retryAt = min(now.advanced(by: max(policy.retryDelay, .zero)), current.freshUntil)
         memory?.postponeRefresh(key, to: retryAt, ifFreshUntil: current.freshUntil)
-        refreshes.finished(key, id: id, notBefore: retryAt, now: now)
+        // Logged before `finished`, which wakes a flush waiting for this refresh: what a flush
+        // waited for is complete, its log line included.
         logger.warning("refresh failed; the current value stays until it expires", metadata: [
             "key": "\(key)", "freshUntil": "\(current.freshUntil)", "retryAt": "\(retryAt)", "error": "\(error)",
         ])
+        refreshes.finished(key, id: id, notBefore: retryAt, now: now)
     }
 
     /// The result of the flight `task` for `key`, as ``getOrLoad(_:ttl:staleFor:loader:)``

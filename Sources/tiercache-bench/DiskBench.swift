@@ -34,7 +34,11 @@ enum DiskBench {
     /// replaces a file rather than rewriting one hot inode.
     static let keyCount = 32
 
-    static func putAndGet(label: String, payloadSize: Int, base: String) async throws {
+    /// A tier and a plain folder holding the same `keyCount` envelopes of `payloadSize` bytes, for
+    /// the put/get comparison and the CPU-time mode alike.
+    static func prefilled(payloadSize: Int, base: String) async throws
+        -> (tier: DiskTier, entries: [CacheEntry], envelope: [UInt8], posixDirectory: String, posixPaths: [String])
+    {
         let tier = DiskTier(configuration: .init(root: base + "/tier", maxBytes: 4 << 30, maxEntries: 1_000_000, maxEntrySize: 8 << 20))
         let now = SystemCacheClock().now()
         let payload = (0..<payloadSize).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
@@ -50,11 +54,15 @@ enum DiskBench {
         _ = mkdir(base, 0o700)
         _ = mkdir(posixDirectory, 0o700)
         let posixPaths = (0..<keyCount).map { posixDirectory + "/" + entries[$0].key.fingerprint }
-
         for (index, entry) in entries.enumerated() {
             try await tier.put(entry)
             posixWrite(envelope, to: posixPaths[index], temporary: posixDirectory + "/.tmp.prefill")
         }
+        return (tier, entries, envelope, posixDirectory, posixPaths)
+    }
+
+    static func putAndGet(label: String, payloadSize: Int, base: String) async throws {
+        let (tier, entries, envelope, posixDirectory, posixPaths) = try await prefilled(payloadSize: payloadSize, base: base)
         // Throughput: `concurrency` operations in flight, in both candidates. Ours: that many tasks
         // calling the tier (its I/O runs on the blocking pool); POSIX: that many threads making
         // the plain calls. Each call of a candidate performs `operations` operations.
@@ -134,24 +142,7 @@ enum DiskBench {
     }
 
     static func cpuPerGet(label: String, payloadSize: Int, base: String) async throws {
-        let tier = DiskTier(configuration: .init(root: base + "/tier", maxBytes: 4 << 30, maxEntries: 1_000_000, maxEntrySize: 8 << 20))
-        let now = SystemCacheClock().now()
-        let payload = (0..<payloadSize).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
-        let entries = try (0..<keyCount).map { index in
-            CacheEntry(
-                key: try CacheKey(namespace: "bench", name: "entry-\(index)"), serializerID: .binary, codecID: .identity,
-                createdAt: now, freshUntil: now.advanced(by: .seconds(3600)), staleUntil: now.advanced(by: .seconds(7200)),
-                uncompressedLength: UInt64(payloadSize), payload: payload)
-        }
-        let envelope = entries[0].encoded()
-        let posixDirectory = base + "/posix"
-        _ = mkdir(base, 0o700)
-        _ = mkdir(posixDirectory, 0o700)
-        let posixPaths = (0..<keyCount).map { posixDirectory + "/" + entries[$0].key.fingerprint }
-        for (index, entry) in entries.enumerated() {
-            try await tier.put(entry)
-            posixWrite(envelope, to: posixPaths[index], temporary: posixDirectory + "/.tmp.prefill")
-        }
+        let (tier, entries, _, _, posixPaths) = try await prefilled(payloadSize: payloadSize, base: base)
         let perWorker = max(4, (32 << 20) / payloadSize / 8)
         func cpuNanoseconds() -> UInt64 {
             var ts = timespec()
@@ -179,7 +170,8 @@ enum DiskBench {
             }
             best.posix = min(best.posix, Double(cpuNanoseconds() - start) / Double(8 * perWorker))
         }
-        Report.info("disk", "get \(label) CPU time per get (8 in flight): ours=\(Int(best.ours))ns posix=\(Int(best.posix))ns posix/ours=\(format(best.posix / best.ours))")
+        Report.line("disk", "get \(label) CPU time per get, posix/ours (8 in flight)", ratio: best.posix / best.ours, goal: .atLeast(0.8),
+                    detail: "ours=\(Int(best.ours))ns posix=\(Int(best.posix))ns")
     }
 
     static func report(_ operation: String, _ label: String, oursNanoseconds: Double, posixNanoseconds: Double, operations: Int, concurrency: Int) {

@@ -253,14 +253,10 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             turn.unreadable(key)
         }
 
-        let start = ContinuousClock.now
         let value: Value
         do {
-            value = try await loader()
-            metrics.loadOK.increment()
-            metrics.loadDuration.recordInterval(since: start)
+            value = try await runLoader(loader)
         } catch {
-            metrics.loadError.increment()
             await turn?.release()
             let fallback = stale ?? memory?.get(key, now: configuration.clock.now()).map {
                 result($0, source: .memory, now: configuration.clock.now())
@@ -290,6 +286,20 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         }
         metrics.loaderResult.increment()
         return CacheResult(value: value, source: .loader, isStale: false, freshUntil: times.fresh, staleUntil: times.stale)
+    }
+
+    /// Runs a loader (a load's or a refresh's), counting its outcome and timing a success.
+    func runLoader(_ loader: @Sendable () async throws -> Value) async throws -> Value {
+        let start = ContinuousClock.now
+        do {
+            let value = try await loader()
+            metrics.loadOK.increment()
+            metrics.loadDuration.recordInterval(since: start)
+            return value
+        } catch {
+            metrics.loadError.increment()
+            throw error
+        }
     }
 
     /// Reads the chain and decodes; a hit that does not decode is a miss (counted, logged).

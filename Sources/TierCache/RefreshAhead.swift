@@ -203,14 +203,10 @@ extension Cache {
         _ key: CacheKey, id: UInt64, replacing current: CacheResult<Value>, policy: RefreshAheadPolicy,
         ttl: Duration?, staleFor: Duration?, loader: @Sendable () async throws -> Value
     ) async throws -> CacheResult<Value> {
-        let start = ContinuousClock.now
         let value: Value
         do {
-            value = try await loader()
-            metrics.loadOK.increment()
-            metrics.loadDuration.recordInterval(since: start)
+            value = try await runLoader(loader)
         } catch {
-            metrics.loadError.increment()
             backOff(key, id: id, current: current, policy: policy, error: error)
             let now = configuration.clock.now()
             // Callers that joined the flight found no fresh value: they get the current one, or

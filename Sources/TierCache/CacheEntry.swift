@@ -220,15 +220,22 @@ extension CacheEntry {
     /// Returns nil, without throwing, whenever the bytes are not such an envelope for `expected`
     /// (corrupt, another key, an ETag or tags making the header longer, another version): the
     /// caller then decodes the whole file with ``init(decoding:)``, which says what is wrong.
+    ///
+    /// - Parameter verifiedChecksum: the checksum of bytes the caller has already verified and
+    ///   knows to be these very bytes (the disk tier: the same file, unchanged since). When
+    ///   `checksum` equals it the XXH64 pass is skipped; every other check is still made.
     package static func decode(
-        header: UnsafeRawBufferPointer, payload: [UInt8], checksum: UInt64, expecting expected: CacheKey
+        header: UnsafeRawBufferPointer, payload: [UInt8], checksum: UInt64, expecting expected: CacheKey,
+        verifiedChecksum: UInt64? = nil
     ) -> CacheEntry? {
         guard header.count == plainHeaderLength(for: expected), let base = header.baseAddress else { return nil }
         guard header[0] == magic[0], header[1] == magic[1], header[2] == magic[2], header[3] == magic[3],
               header[4] == formatVersion
         else { return nil }
-        let computed = payload.withUnsafeBytes { XXH64.hash(header, $0) }
-        guard computed == checksum else { return nil }
+        if checksum != verifiedChecksum {
+            let computed = payload.withUnsafeBytes { XXH64.hash(header, $0) }
+            guard computed == checksum else { return nil }
+        }
         @inline(__always) func load<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
             T(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: T.self))
         }

@@ -45,7 +45,7 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
 
     /// A 128-bit hash of ``rendered`` as 32 lowercase hex digits: a safe file or object name.
     public var fingerprint: String {
-        let second = renderedHash(seed: 0x7469_6572_6361_6368)  // "tiercach"
+        let (first, second) = fingerprintHalves
         // Written digit by digit into one 32-byte string: backends derive it on every operation.
         return String(unsafeUninitializedCapacity: 32) { buffer in
             let digits: StaticString = "0123456789abcdef"
@@ -55,10 +55,16 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
                     buffer[start + nibble] = table[Int((value >> UInt64(60 - 4 * nibble)) & 0xF)]
                 }
             }
-            write(hash64, at: 0)
+            write(first, at: 0)
             write(second, at: 16)
             return 32
         }
+    }
+
+    /// ``fingerprint`` as the two integers its digits spell, most significant first (backends
+    /// that keep fingerprints in tables need no string).
+    package var fingerprintHalves: (UInt64, UInt64) {
+        (hash64, renderedHash(seed: 0x7469_6572_6361_6368))  // "tiercach"
     }
 
     /// XXH64 of ``rendered`` without building the string.

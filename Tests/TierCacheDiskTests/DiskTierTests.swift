@@ -178,6 +178,44 @@ struct DiskTierCorruptionTests {
         #expect(try await tier.get(k)?.payload.count == 10)
     }
 
+    @Test func aVerifiedFileIsNotHashedAgainUntilItChanges() async throws {
+        let dir = TemporaryRoot("verified")
+        defer { dir.remove() }
+        let tier = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20))
+        let k = try key("hot")
+        try await tier.put(makeEntry(k, size: 5000))
+        // A version is trusted only once its change time is settled (past the clock's tick).
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await tier.get(k)?.payload.count == 5000)
+        #expect(tier.statistics.payloadsHashed == 1)
+        for _ in 0..<3 { #expect(try await tier.get(k)?.payload.count == 5000) }
+        #expect(tier.statistics.payloadsHashed == 1, "the same file version is not hashed again")
+
+        // One payload byte changed in place, size unchanged: a new version, hashed, found corrupt.
+        let path = try #require(entryFiles(dir.root).first?.path)
+        let fd = open(path, O_RDWR)
+        #expect(fd >= 0)
+        var byte: UInt8 = 0
+        #expect(pread(fd, &byte, 1, 2000) == 1)
+        byte ^= 0xFF
+        #expect(pwrite(fd, &byte, 1, 2000) == 1)
+        close(fd)
+        #expect(try await tier.get(k) == nil)
+        #expect(tier.statistics.corrupt == 1)
+        #expect(tier.statistics.payloadsHashed > 1, "the changed file is hashed again")
+    }
+
+    @Test func everyReadHashesEveryRead() async throws {
+        let dir = TemporaryRoot("every")
+        defer { dir.remove() }
+        let tier = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20, checksumVerification: .everyRead))
+        let k = try key("hot")
+        try await tier.put(makeEntry(k, size: 5000))
+        try await Task.sleep(for: .milliseconds(50))
+        for _ in 0..<3 { #expect(try await tier.get(k)?.payload.count == 5000) }
+        #expect(tier.statistics.payloadsHashed == 3)
+    }
+
     @Test func entryForAnotherKeyIsAMissAndKept() async throws {
         let dir = TemporaryRoot("mismatch")
         defer { dir.remove() }

@@ -19,50 +19,32 @@ struct ctiercachedisk_open_how {
     uint64_t resolve;
 };
 #define CTIERCACHEDISK_SYS_OPENAT2 437
-// <fcntl.h> is left out so that its types stay in Glibc's module; these values are the same on
-// every Linux architecture Swift supports (x86_64, aarch64).
-#define CTIERCACHEDISK_O_RDONLY 0
-#define CTIERCACHEDISK_O_CLOEXEC 02000000
-#define CTIERCACHEDISK_AT_FDCWD (-100)
 #define CTIERCACHEDISK_RESOLVE_CACHED 0x20
 #define CTIERCACHEDISK_RWF_NOWAIT 0x00000008
 extern ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags);
 #endif
 
-/// Opens `path` read-only only if every path component is in the kernel's lookup cache, so the
-/// call cannot block on disk I/O: openat2(RESOLVE_CACHED). Fails with EAGAIN when it would have
-/// to read the disk, ENOSYS/EINVAL/EPERM where openat2 or the flag is unavailable.
-static inline int ctiercachedisk_open_cached(const char *path) {
+/// Opens `path` (relative to the folder `directory` unless absolute) with `flags` only if every
+/// path component is in the kernel's lookup cache, so the call cannot block on disk I/O:
+/// openat2(RESOLVE_CACHED). Fails with EAGAIN when it would have to read the disk,
+/// ENOSYS/EINVAL/EPERM where openat2 or the flag is unavailable.
+static inline int ctiercachedisk_openat_cached(int directory, const char *path, int flags) {
 #if defined(__linux__)
     struct ctiercachedisk_open_how how = {0};
-    how.flags = CTIERCACHEDISK_O_RDONLY | CTIERCACHEDISK_O_CLOEXEC;
+    how.flags = (uint64_t)(unsigned)flags;
     how.resolve = CTIERCACHEDISK_RESOLVE_CACHED;
-    return (int)syscall(CTIERCACHEDISK_SYS_OPENAT2, CTIERCACHEDISK_AT_FDCWD, path, &how, sizeof how);
+    return (int)syscall(CTIERCACHEDISK_SYS_OPENAT2, directory, path, &how, sizeof how);
 #else
-    (void)path;
+    (void)directory; (void)path; (void)flags;
     errno = ENOSYS;
     return -1;
 #endif
 }
 
-/// Reads from the page cache only: preadv2(RWF_NOWAIT). Returns fewer bytes than asked, or fails
-/// with EAGAIN, when the rest would need disk I/O; ENOSYS/EOPNOTSUPP where unsupported.
-static inline ssize_t ctiercachedisk_pread_nowait(int fd, void *buffer, size_t count, off_t offset) {
-#if defined(__linux__)
-    struct iovec vector;
-    vector.iov_base = buffer;
-    vector.iov_len = count;
-    return preadv2(fd, &vector, 1, offset, CTIERCACHEDISK_RWF_NOWAIT);
-#else
-    (void)fd; (void)buffer; (void)count; (void)offset;
-    errno = ENOSYS;
-    return -1;
-#endif
-}
-
-/// preadv(2), or preadv2(RWF_NOWAIT) when `nowait` is non-zero (page cache only, as
-/// ctiercachedisk_pread_nowait): one call fills several buffers, e.g. an entry's header, its
-/// payload's own array and its checksum.
+/// preadv(2), or preadv2(RWF_NOWAIT) when `nowait` is non-zero: reads from the page cache only,
+/// returning fewer bytes than asked, or failing with EAGAIN, when the rest would need disk I/O
+/// (ENOSYS/EOPNOTSUPP where unsupported). One call fills several buffers, e.g. an entry's header,
+/// its payload's own array and its checksum.
 static inline ssize_t ctiercachedisk_preadv(int fd, const struct iovec *vectors, int count, off_t offset, int nowait) {
 #if defined(__linux__)
     return preadv2(fd, vectors, count, offset, nowait ? CTIERCACHEDISK_RWF_NOWAIT : 0);

@@ -7,6 +7,8 @@ import Darwin
 #endif
 public import Logging
 public import Metrics
+import CTierCacheDisk
+import Synchronization
 public import TierCache
 
 /// A byte tier on a local folder: `/tmp` on AWS Lambda, a persistent cache elsewhere.
@@ -19,9 +21,10 @@ public import TierCache
 /// - Writes go to a temporary file in the entry's folder, optionally `fsync`ed, then `rename`d
 ///   into place: a reader sees the old entry or the new one, never part of one, even if the
 ///   writer is killed.
-/// - Reads verify the envelope (``CacheEntry/init(decoding:)``); a corrupt or truncated file is a
-///   miss, is removed and counted. An entry past its hard expiry (`staleUntil`) is a miss and is
-///   removed.
+/// - Reads verify the envelope and the key; the payload's checksum is recomputed on the first
+///   read of each version of a file in this process (``ChecksumVerification``). A corrupt or
+///   truncated file is a miss, is removed and counted. An entry past its hard expiry
+///   (`staleUntil`) is a miss and is removed.
 /// - A byte budget and an entry budget hold across every process sharing the root: the root's
 ///   `usage` file counts bytes and entries under an advisory `flock`, and the process whose write
 ///   goes over budget evicts least recently used entries (docs/disk-tier.md).
@@ -60,6 +63,9 @@ public final class DiskTier: CacheTier {
         public var temporaryFileMaxAge: Duration
         /// The clock that decides hard expiry on reads and in sweeps.
         public var clock: any CacheClock
+        /// When reads recompute the payload's checksum (the envelope's other checks are made on
+        /// every read whatever this says).
+        public var checksumVerification: ChecksumVerification
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -73,7 +79,8 @@ public final class DiskTier: CacheTier {
             fsync: Bool = false,
             touchGranularity: Duration = .seconds(60),
             temporaryFileMaxAge: Duration = .seconds(600),
-            clock: any CacheClock = SystemCacheClock()
+            clock: any CacheClock = SystemCacheClock(),
+            checksumVerification: ChecksumVerification = .oncePerFileVersion
         ) {
             self.name = name
             self.root = root
@@ -86,7 +93,27 @@ public final class DiskTier: CacheTier {
             self.touchGranularity = touchGranularity
             self.temporaryFileMaxAge = temporaryFileMaxAge
             self.clock = clock
+            self.checksumVerification = checksumVerification
         }
+    }
+
+    /// When a read recomputes the XXH64 checksum over an entry's payload. Every read checks the
+    /// envelope's magic, version, lengths, key and expiry, and that the file's stored checksum is
+    /// the one verified; what this decides is how often the whole payload is hashed again.
+    public enum ChecksumVerification: Sendable, Hashable {
+        /// The first read of each version of a file in this process hashes the payload; later
+        /// reads of that same version do not. A version is the file's device, inode, size,
+        /// modification and change times (`fstat`, made on every read): entry files are never
+        /// written in place, and a write to the inode by anyone, or any change of its times,
+        /// moves the change time, which no program can set. The tier's own recency refresh
+        /// (``Configuration/touchGranularity``) also makes a new version, so a hot entry is hashed
+        /// again at least that often. What this does not catch is a change to the bytes that goes
+        /// around the file system (a storage fault below the page cache that returns wrong data
+        /// without an error). The default: hashing costs as much as reading (docs/disk-tier.md).
+        case oncePerFileVersion
+        /// Every read hashes the whole payload.
+        case everyRead
+        // Entries with an ETag or tags take the whole-envelope decode, which always hashes.
     }
 
     /// What this instance has done since it was created (this process only).
@@ -109,6 +136,9 @@ public final class DiskTier: CacheTier {
         public var expired = 0
         /// Hits served on the calling thread from the kernel's caches (no hand-off to the pool).
         public var hitsWithoutBlocking = 0
+        /// Reads that hashed an entry's whole payload to verify it (``ChecksumVerification``);
+        /// the other hits checked a version of the file verified before.
+        public var payloadsHashed = 0
     }
 
     /// The root's usage as shared by every process using it.
@@ -152,10 +182,18 @@ public final class DiskTier: CacheTier {
     private let logger: Logger
     private let metrics: DiskMetrics
     private let stats = LockedValueBox(Statistics())
+    // Counted on every hit, by every thread: not under `stats`' lock, and not on a cache line
+    // that the other threads' reads of this object's fields would then miss.
+    private let hitsOnThePool = StripedCounter()
+    private let hitsWithoutBlocking = StripedCounter()
+    private let payloadsHashed = StripedCounter()
+    // The root's `ns` folder, kept open (O_PATH) for reads: see `openCached(_:_:)`.
+    private let namespaceDirectory = Atomic<Int32>(DiskTier.directoryUnopened)
+    private let retiredNamespaceDirectory = Atomic<Int32>(-1)
     private let sequence = LockedValueBox<UInt64>(0)
     private let processID = getpid()
     // Cleared for good when the kernel has no openat2(RESOLVE_CACHED) / RWF_NOWAIT.
-    private let fastReads = LockedValueBox(true)
+    private let fastReads = Atomic<Bool>(true)
 
     /// Creates the tier. Nothing is read or created on disk until the first operation (apart from
     /// one `statvfs` when the byte budget is sized from free space), so this is cheap whatever the
@@ -198,7 +236,20 @@ public final class DiskTier: CacheTier {
     }
 
     /// What this instance has done so far.
-    public var statistics: Statistics { stats.withLock { $0 } }
+    public var statistics: Statistics {
+        var statistics = stats.withLock { $0 }
+        statistics.hitsWithoutBlocking = hitsWithoutBlocking.value
+        statistics.hits = hitsOnThePool.value + statistics.hitsWithoutBlocking
+        statistics.payloadsHashed = payloadsHashed.value
+        return statistics
+    }
+
+    deinit {
+        for directory in [namespaceDirectory.load(ordering: .acquiring), retiredNamespaceDirectory.load(ordering: .acquiring)]
+        where directory >= 0 {
+            close(directory)
+        }
+    }
 
     /// How many entries this process's recency index knows (tests: opening a root scans nothing).
     package var indexedEntryCount: Int { index.count }
@@ -241,9 +292,9 @@ public final class DiskTier: CacheTier {
     /// - Throws: `CancellationError` only.
     public func remove(_ key: CacheKey) async throws {
         try await pool.run {
-            let fingerprint = key.fingerprint
+            let fingerprint = Fingerprint(key)
             let directory = self.shardPath(key.namespace, fingerprint)
-            let path = directory + "/" + fingerprint
+            let path = directory + "/" + fingerprint.description
             do {
                 let removed: UInt64? = try self.fileSystem.withDirectoryLock(directory) {
                     guard let st = try self.fileSystem.status(path), try self.fileSystem.removeFile(path) else { return nil }
@@ -306,29 +357,21 @@ public final class DiskTier: CacheTier {
 
     func namespacePath(_ namespace: String) -> String { root + "/ns/" + namespace }
 
-    func shardPath(_ namespace: String, _ fingerprint: String) -> String {
-        namespacePath(namespace) + "/" + fingerprint.prefix(2)
+    func shardPath(_ namespace: String, _ fingerprint: Fingerprint) -> String {
+        namespacePath(namespace) + "/" + fingerprint.shard
     }
 
-    /// `<root>/ns/<namespace>/<xx>/<fingerprint>`, built in one allocation (every get makes one).
-    func entryPath(_ namespace: String, _ fingerprint: String) -> String {
-        var path = ""
-        path.reserveCapacity(root.utf8.count + namespace.utf8.count + fingerprint.utf8.count + 8)
-        path += root
-        path += "/ns/"
-        path += namespace
-        path += "/"
-        path += fingerprint.prefix(2)
-        path += "/"
-        path += fingerprint
-        return path
+    /// `<root>/ns/<namespace>/<xx>/<fingerprint>`.
+    func entryPath(_ namespace: String, _ fingerprint: Fingerprint) -> String {
+        let name = fingerprint.description
+        return root + "/ns/" + namespace + "/" + name.prefix(2) + "/" + name
     }
 
     // MARK: - Reading (on the pool)
 
     private func readEntry(_ key: CacheKey) -> CacheEntry? {
         // CacheKey derives its fingerprint on each access: once per operation.
-        let fingerprint = key.fingerprint
+        let fingerprint = Fingerprint(key)
         let path = entryPath(key.namespace, fingerprint)
         let fd: Int32
         do {
@@ -350,11 +393,16 @@ public final class DiskTier: CacheTier {
                 noteCorrupt(path: path, st, "file is \(size) bytes, larger than any entry")
                 return nil
             }
+            let version = FileVersion(st)
+            let now = realTimeMilliseconds()
+            let read = index.noteRead(namespace: key.namespace, fingerprint: fingerprint, version: version, now: now, granularity: touchMilliseconds)
             let entry: CacheEntry
-            switch try fileSystem.readEntry(fd, size: size, key: key, nowait: false, path: path) {
-            case .entry(let verified):
-                entry = verified
+            switch try fileSystem.readEntry(fd, size: size, key: key, nowait: false, verifiedChecksum: trusted(read.verifiedChecksum), path: path) {
+            case .entry(let decoded, let checksum):
+                entry = decoded
+                noteVerified(fingerprint, version, checksum, trusted: read.verifiedChecksum, now: now)
             case .bytes(let bytes):
+                payloadsHashed.increment()
                 do {
                     entry = try CacheEntry(decoding: bytes)
                 } catch {
@@ -378,14 +426,10 @@ public final class DiskTier: CacheTier {
                 noteMiss()
                 return nil
             }
-            let now = realTimeMilliseconds()
-            if index.noteHit(
-                namespace: key.namespace, fingerprint: fingerprint, size: UInt64(size), now: now,
-                modified: st.modifiedMilliseconds, granularity: touchMilliseconds)
-            {
+            if read.refresh {
                 _ = futimens(fd, nil)  // best effort: recency for every process
             }
-            stats.withLock { $0.hits += 1 }
+            hitsOnThePool.increment()
             metrics.hits.increment()
             return entry
         } catch {
@@ -427,78 +471,136 @@ public final class DiskTier: CacheTier {
     /// wait for the disk. Only clean hits and clean misses finish here; everything else (disk I/O
     /// needed, corrupt or expired files to remove, errors) falls back to the blocking pool.
     private func readWithoutBlocking(_ key: CacheKey) -> FastRead {
-        guard fastReads.withLock({ $0 }) else { return .fallBack }
-        let fingerprint = key.fingerprint
-        let path = entryPath(key.namespace, fingerprint)
+        guard fastReads.load(ordering: .relaxed) else { return .fallBack }
+        let fingerprint = Fingerprint(key)
         let fd: Int32
-        do {
-            switch try fileSystem.openCached(path) {
-            case .opened(let opened): fd = opened
-            case .absent:
-                noteMiss()
-                return .miss
-            case .wouldBlock: return .fallBack
-            case .unsupported:
-                fastReads.withLock { $0 = false }
-                return .fallBack
-            }
-        } catch {
+        switch openCached(key.namespace, fingerprint) {
+        case .opened(let opened): fd = opened
+        case .absent:
+            noteMiss()
+            return .miss
+        case .wouldBlock: return .fallBack
+        case .unsupported:
+            fastReads.store(false, ordering: .relaxed)
             return .fallBack
         }
         defer { close(fd) }
-        let sizeLimit = max(maxEntrySize, 64 << 20)
-        var entry: CacheEntry?
-        var size = 0
-        var modified: Int64?
-        // An entry this process has seen: read its known size straight away, without a fstat. Any
-        // other outcome (the file changed size, another key, an ETag) is redone below.
-        if let hint = index.readHint(fingerprint: fingerprint), hint.size <= UInt64(sizeLimit),
-           case .entry(let verified)? = try? fileSystem.readEntry(fd, size: Int(hint.size), key: key, nowait: true, path: path)
-        {
-            entry = verified
-            size = Int(hint.size)
-        }
-        if entry == nil {
-            guard let st = try? fileSystem.status(fd, path: path) else { return .fallBack }
-            size = Int(st.st_size)
-            modified = st.modifiedMilliseconds
-            guard size <= sizeLimit else { return .fallBack }
-            switch try? fileSystem.readEntry(fd, size: size, key: key, nowait: true, path: path) {
-            case .entry(let verified): entry = verified
-            case .bytes(let bytes):
-                guard let decoded = try? CacheEntry(decoding: bytes), decoded.key == key else { return .fallBack }
-                entry = decoded
-            case .incomplete, nil: return .fallBack
-            }
-        }
-        guard let entry, entry.isUsable(at: configuration.clock.now()) else { return .fallBack }
+        var st = stat()
+        guard fstat(fd, &st) == 0, Int(st.st_size) <= max(maxEntrySize, 64 << 20) else { return .fallBack }
+        let version = FileVersion(st)
         let now = realTimeMilliseconds()
-        if index.noteHit(
-            namespace: key.namespace, fingerprint: fingerprint, size: UInt64(size), now: now,
-            modified: modified, granularity: touchMilliseconds)
+        let read = index.noteRead(namespace: key.namespace, fingerprint: fingerprint, version: version, now: now, granularity: touchMilliseconds)
+        let entry: CacheEntry
+        switch try? fileSystem.readEntry(
+            fd, size: Int(st.st_size), key: key, nowait: true, verifiedChecksum: trusted(read.verifiedChecksum), path: "")
         {
+        case .entry(let decoded, let checksum)?:
+            entry = decoded
+            noteVerified(fingerprint, version, checksum, trusted: read.verifiedChecksum, now: now)
+        case .bytes(let bytes)?:
+            // An ETag or tags: the full decode. Another key or a corrupt file goes to the blocking
+            // path, which says what is wrong and removes it if need be.
+            payloadsHashed.increment()
+            guard let decoded = try? CacheEntry(decoding: bytes), decoded.key == key else { return .fallBack }
+            entry = decoded
+        case .incomplete?, nil:
+            return .fallBack
+        }
+        guard entry.isUsable(at: configuration.clock.now()) else { return .fallBack }
+        if read.refresh {
             // Updating the modification time may wait on the file system's journal: not here.
+            let path = entryPath(key.namespace, fingerprint)
             pool.execute { _ = utimensat(AT_FDCWD, path, nil, 0) }
         }
-        stats.withLock {
-            $0.hits += 1
-            $0.hitsWithoutBlocking += 1
-        }
+        hitsWithoutBlocking.increment()
         metrics.hits.increment()
         return .hit(entry)
+    }
+
+    /// Opens an entry file without blocking (`openat2(RESOLVE_CACHED)`), relative to the root's
+    /// `ns` folder, which the tier keeps open: three path components to resolve instead of the
+    /// root's whole path. Falls back to the whole path while that folder cannot be opened, and
+    /// for good once it was removed (a deleted folder has no links left; a new root may be made
+    /// at the same path). Renaming folders inside a root in use is not supported.
+    private func openCached(_ namespace: String, _ fingerprint: Fingerprint) -> FileSystem.CachedOpen {
+        var directory = namespaceDirectory.load(ordering: .acquiring)
+        if directory == Self.directoryUnopened {
+            directory = openNamespaceDirectory()
+        }
+        guard directory >= 0 else {
+            return (try? fileSystem.openCached(entryPath(namespace, fingerprint))) ?? .wouldBlock
+        }
+        // `<namespace>/<xx>/<fingerprint>`, NUL-terminated, built on the stack.
+        var namespace = namespace
+        let outcome = namespace.withUTF8 { name in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: name.count + 37) { path -> FileSystem.CachedOpen in
+                let base = path.baseAddress!
+                base.initialize(from: name.baseAddress!, count: name.count)
+                let digits = base + name.count + 4
+                fingerprint.writeDigits(to: digits)
+                base[name.count] = UInt8(ascii: "/")
+                base[name.count + 1] = digits[0]
+                base[name.count + 2] = digits[1]
+                base[name.count + 3] = UInt8(ascii: "/")
+                base[name.count + 36] = 0
+                return base.withMemoryRebound(to: CChar.self, capacity: name.count + 37) {
+                    (try? fileSystem.openCached(relativeTo: directory, path: $0).get()) ?? .wouldBlock
+                }
+            }
+        }
+        guard case .absent = outcome else { return outcome }
+        var st = stat()
+        if fstat(directory, &st) == 0, st.st_nlink > 0 { return .absent }
+        // The folder was removed: every later read takes the whole path. The descriptor stays
+        // open until the tier goes (another thread may be using it right now).
+        if namespaceDirectory.compareExchange(expected: directory, desired: Self.directoryGone, ordering: .acquiringAndReleasing).exchanged {
+            retiredNamespaceDirectory.store(directory, ordering: .releasing)
+        }
+        return (try? fileSystem.openCached(entryPath(namespace, fingerprint))) ?? .wouldBlock
+    }
+
+    /// Opens the root's `ns` folder (read-only, without blocking) and publishes it; returns it, or
+    /// ``directoryUnopened`` when it cannot be opened yet (no entry written so far).
+    private func openNamespaceDirectory() -> Int32 {
+        let opened = ctiercachedisk_openat_cached(AT_FDCWD, root + "/ns", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard opened >= 0 else { return Self.directoryUnopened }
+        let (exchanged, current) = namespaceDirectory.compareExchange(
+            expected: Self.directoryUnopened, desired: opened, ordering: .acquiringAndReleasing)
+        if exchanged { return opened }
+        close(opened)  // another thread opened it first
+        return current
+    }
+
+    /// `namespaceDirectory` before the folder was opened, and after it was found removed.
+    private static let directoryUnopened: Int32 = -1
+    private static let directoryGone: Int32 = -2
+
+    /// `verifiedChecksum` when the configuration trusts an already verified file version.
+    private func trusted(_ verifiedChecksum: UInt64?) -> UInt64? {
+        configuration.checksumVerification == .oncePerFileVersion ? verifiedChecksum : nil
+    }
+
+    /// After a read decoded a plain envelope whose checksum is `checksum`: counts the payload
+    /// hash the read made (none when `trusted`, the checksum it was allowed to trust, is that
+    /// one) and remembers the version as verified.
+    private func noteVerified(_ fingerprint: Fingerprint, _ version: FileVersion, _ checksum: UInt64, trusted: UInt64?, now: Int64) {
+        guard self.trusted(trusted) != checksum else { return }
+        payloadsHashed.increment()
+        guard configuration.checksumVerification == .oncePerFileVersion else { return }
+        index.noteVerified(fingerprint: fingerprint, RecencyIndex.VerifiedFile(version: version, checksum: checksum), now: now)
     }
 
     // MARK: - Writing (on the pool)
 
     private func writeEntry(_ key: CacheKey, _ bytes: [UInt8]) {
-        let fingerprint = key.fingerprint
+        let fingerprint = Fingerprint(key)
         let directory = shardPath(key.namespace, fingerprint)
-        let path = directory + "/" + fingerprint
+        let path = directory + "/" + fingerprint.description
         let serial = sequence.withLock { value -> UInt64 in
             value &+= 1
             return value
         }
-        let temporary = directory + "/.tmp." + fingerprint + "." + String(processID) + "." + String(serial)
+        let temporary = directory + "/.tmp." + fingerprint.description + "." + String(processID) + "." + String(serial)
         var created = false
         do {
             try writeTemporary(temporary, directory: directory, bytes)
@@ -627,7 +729,7 @@ public final class DiskTier: CacheTier {
     /// since the index last looked; returns the bytes freed. Updates the index either way.
     private func evictIfUnused(_ candidate: RecencyIndex.Candidate) throws -> UInt64? {
         let directory = shardPath(candidate.namespace, candidate.fingerprint)
-        let path = directory + "/" + candidate.fingerprint
+        let path = directory + "/" + candidate.fingerprint.description
         let outcome: (removed: UInt64?, keptAt: Int64?, size: UInt64)
         do {
             outcome = try fileSystem.withDirectoryLock(directory) {
@@ -671,9 +773,9 @@ public final class DiskTier: CacheTier {
             fileSystem.listDirectory(namespaceRoot).filter { !$0.hasPrefix(".") }.sorted()
         }) else { return false }
         let directory = namespacePath(shard.namespace) + "/" + DiskLayout.shardName(shard.shard)
-        for name in fileSystem.listDirectory(directory) where isEntryFileName(name) {
-            guard let st = try? fileSystem.status(directory + "/" + name) else { continue }
-            index.record(namespace: shard.namespace, fingerprint: name, size: UInt64(st.st_size), usedAt: st.modifiedMilliseconds)
+        for name in fileSystem.listDirectory(directory) {
+            guard let fingerprint = Fingerprint(fileName: name), let st = try? fileSystem.status(directory + "/" + name) else { continue }
+            index.record(namespace: shard.namespace, fingerprint: fingerprint, size: UInt64(st.st_size), usedAt: st.modifiedMilliseconds)
         }
         return true
     }
@@ -694,7 +796,7 @@ public final class DiskTier: CacheTier {
                 }
                 continue
             }
-            guard isEntryFileName(name) else { continue }
+            guard let fingerprint = Fingerprint(fileName: name) else { continue }
             result.examined += 1
             guard let fd = try? fileSystem.openForRead(path) else { continue }
             defer { close(fd) }
@@ -705,12 +807,12 @@ public final class DiskTier: CacheTier {
                 if removeIfUnchanged(path: path, st) {
                     result.expiredRemoved += 1
                     result.bytesFreed += UInt64(st.st_size)
-                    index.forget(namespace: namespace, fingerprint: name)
+                    index.forget(namespace: namespace, fingerprint: fingerprint)
                 }
             } else if removeIfUnchanged(path: path, st) {
                 result.corruptRemoved += 1
                 result.bytesFreed += UInt64(st.st_size)
-                index.forget(namespace: namespace, fingerprint: name)
+                index.forget(namespace: namespace, fingerprint: fingerprint)
             }
         }
         if result.expiredRemoved + result.corruptRemoved > 0 {

@@ -98,16 +98,24 @@ struct FileSystem: Sendable {
 
     /// Opens a file for reading only if the kernel can do it from its caches.
     func openCached(_ path: String) throws(IOFailure) -> CachedOpen {
-        if let e = injected(.openForRead, path) { throw IOFailure(operation: "open", path: path, errno: e) }
+        try path.withCString { openCached(relativeTo: AT_FDCWD, path: $0) }.get()
+    }
+
+    /// ``openCached(_:)`` for a C string `path`, relative to the open folder `directory` unless
+    /// it is absolute (the read path builds it on the stack).
+    func openCached(relativeTo directory: Int32, path: UnsafePointer<CChar>) -> Result<CachedOpen, IOFailure> {
+        if faults != nil, let e = injected(.openForRead, String(cString: path)) {
+            return .failure(IOFailure(operation: "open", path: String(cString: path), errno: e))
+        }
         while true {
-            let fd = ctiercachedisk_open_cached(path)
-            if fd >= 0 { return .opened(fd) }
+            let fd = ctiercachedisk_openat_cached(directory, path, O_RDONLY | O_CLOEXEC)
+            if fd >= 0 { return .success(.opened(fd)) }
             switch errno {
             case EINTR: continue
-            case ENOENT, ENOTDIR: return .absent
-            case EAGAIN: return .wouldBlock
-            case ENOSYS, EINVAL, EPERM, EOPNOTSUPP, E2BIG: return .unsupported
-            default: throw IOFailure(operation: "open", path: path, errno: errno)
+            case ENOENT, ENOTDIR: return .success(.absent)
+            case EAGAIN: return .success(.wouldBlock)
+            case ENOSYS, EINVAL, EPERM, EOPNOTSUPP, E2BIG: return .success(.unsupported)
+            default: return .failure(IOFailure(operation: "open", path: String(cString: path), errno: errno))
             }
         }
     }
@@ -115,8 +123,8 @@ struct FileSystem: Sendable {
     /// What reading an entry file gave.
     enum EntryRead {
         /// The envelope verified and is the expected key's; its payload is the array the file's
-        /// payload bytes were read into (no copy).
-        case entry(CacheEntry)
+        /// payload bytes were read into (no copy). `checksum` is the envelope's.
+        case entry(CacheEntry, checksum: UInt64)
         /// Every byte of the file, which is not a plain envelope of the expected key (corrupt,
         /// another key, an ETag or tags): ``CacheEntry/init(decoding:)`` decides what it is.
         case bytes([UInt8])
@@ -125,83 +133,117 @@ struct FileSystem: Sendable {
         case incomplete
     }
 
-    /// Reads the `size`-byte entry file `fd` for `key` with one `preadv` into three buffers: the
-    /// header a plain envelope of `key` has (predicted from the key), an array of the payload's
-    /// length, and the checksum; then verifies it (``CacheEntry/decode(header:payload:checksum:expecting:)``).
-    /// - Parameter nowait: read from the page cache only (`RWF_NOWAIT`); any error then.
+    /// Files up to this size are read whole in one plain read and their payload copied out;
+    /// larger ones are read straight into the payload's array (below).
+    static let singleReadLimit = 16 << 10
+
+    /// Reads the `size`-byte entry file `fd` for `key`, then verifies it
+    /// (``CacheEntry/decode(header:payload:checksum:expecting:verifiedChecksum:)``). A file larger
+    /// than ``singleReadLimit`` is read with one `preadv` into three buffers: the header a plain
+    /// envelope of `key` has (predicted from the key), an array of the payload's length that
+    /// becomes the entry's payload as is, and the checksum.
+    /// - Parameters:
+    ///   - nowait: read from the page cache only (`RWF_NOWAIT`); any error then.
+    ///   - verifiedChecksum: the checksum this very file had when its payload was last verified
+    ///     (same inode, size and times: ``FileVersion``); the payload's XXH64 pass is then skipped.
     /// - Throws: ``IOFailure`` when a read fails (`EAGAIN` when `nowait` and the disk is needed).
-    func readEntry(_ fd: Int32, size: Int, key: CacheKey, nowait: Bool, path: String) throws(IOFailure) -> EntryRead {
+    func readEntry(_ fd: Int32, size: Int, key: CacheKey, nowait: Bool, verifiedChecksum: UInt64?, path: String) throws(IOFailure) -> EntryRead {
         let headerLength = CacheEntry.plainHeaderLength(for: key)
         let payloadLength = size - headerLength - 8
         guard payloadLength >= 0 else {
             // Shorter than any envelope of this key: read it whole for the full decode to judge.
             var read = (count: 0, errno: Int32(0))
             let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-                read = readSegments(fd, [(UnsafeMutableRawPointer(buffer.baseAddress), size)], nowait: nowait)
+                read = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 1) { vectors in
+                    vectors.initializeElement(at: 0, to: iovec(iov_base: UnsafeMutableRawPointer(buffer.baseAddress), iov_len: size))
+                    return readSegments(fd, vectors, nowait: nowait)
+                }
                 initialized = read.count
             }
             if read.errno != 0 { throw IOFailure(operation: "read", path: path, errno: read.errno) }
             return read.count == size ? .bytes(bytes) : .incomplete
         }
-        let outcome: Result<EntryRead, IOFailure> = withUnsafeTemporaryAllocation(byteCount: headerLength + 8, alignment: 8) { scratch in
-            let scratchBase = scratch.baseAddress!
-            var read = (count: 0, errno: Int32(0))
-            let payload = [UInt8](unsafeUninitializedCapacity: payloadLength) { buffer, initialized in
-                read = readSegments(fd, [
-                    (scratchBase, headerLength),
-                    (UnsafeMutableRawPointer(buffer.baseAddress), payloadLength),
-                    (scratchBase + headerLength, 8),
-                ], nowait: nowait)
-                initialized = read.count == size ? payloadLength : 0
-            }
-            if read.errno != 0 { return .failure(IOFailure(operation: "read", path: path, errno: read.errno)) }
-            if read.count < size { return .success(.incomplete) }
-            let header = UnsafeRawBufferPointer(start: scratchBase, count: headerLength)
-            let checksum = UInt64(littleEndian: scratchBase.loadUnaligned(fromByteOffset: headerLength, as: UInt64.self))
-            if let entry = CacheEntry.decode(header: header, payload: payload, checksum: checksum, expecting: key) {
-                return .success(.entry(entry))
+        /// The entry if `header`, `payload` and `checksum` are a plain envelope of `key`, else
+        /// every byte of the file for the full decode.
+        func decoded(_ header: UnsafeRawBufferPointer, _ payload: [UInt8], _ checksum: UnsafeRawBufferPointer) -> EntryRead {
+            let value = UInt64(littleEndian: checksum.loadUnaligned(as: UInt64.self))
+            if let entry = CacheEntry.decode(header: header, payload: payload, checksum: value, expecting: key, verifiedChecksum: verifiedChecksum) {
+                return .entry(entry, checksum: value)
             }
             var whole = [UInt8]()
             whole.reserveCapacity(size)
             whole.append(contentsOf: header)
             whole.append(contentsOf: payload)
-            whole.append(contentsOf: UnsafeRawBufferPointer(start: scratchBase + headerLength, count: 8))
-            return .success(.bytes(whole))
+            whole.append(contentsOf: checksum)
+            return .bytes(whole)
+        }
+        let outcome: Result<EntryRead, IOFailure>
+        if size <= Self.singleReadLimit {
+            // Small: one plain read of the whole file and a copy of the payload out of it costs
+            // less than the kernel's handling of three buffers.
+            outcome = withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { file in
+                let read = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 1) { vectors in
+                    vectors.initializeElement(at: 0, to: iovec(iov_base: file.baseAddress, iov_len: size))
+                    return readSegments(fd, vectors, nowait: nowait)
+                }
+                if read.errno != 0 { return .failure(IOFailure(operation: "read", path: path, errno: read.errno)) }
+                if read.count < size { return .success(.incomplete) }
+                let bytes = UnsafeRawBufferPointer(file)
+                return .success(decoded(
+                    UnsafeRawBufferPointer(rebasing: bytes[..<headerLength]),
+                    [UInt8](UnsafeRawBufferPointer(rebasing: bytes[headerLength..<(size - 8)])),
+                    UnsafeRawBufferPointer(rebasing: bytes[(size - 8)...])))
+            }
+        } else {
+            outcome = withUnsafeTemporaryAllocation(byteCount: headerLength + 8, alignment: 8) { scratch in
+                let scratchBase = scratch.baseAddress!
+                var read = (count: 0, errno: Int32(0))
+                let payload = [UInt8](unsafeUninitializedCapacity: payloadLength) { buffer, initialized in
+                    read = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 3) { vectors in
+                        vectors.initializeElement(at: 0, to: iovec(iov_base: scratchBase, iov_len: headerLength))
+                        vectors.initializeElement(at: 1, to: iovec(iov_base: UnsafeMutableRawPointer(buffer.baseAddress), iov_len: payloadLength))
+                        vectors.initializeElement(at: 2, to: iovec(iov_base: scratchBase + headerLength, iov_len: 8))
+                        return readSegments(fd, vectors, nowait: nowait)
+                    }
+                    initialized = read.count == size ? payloadLength : 0
+                }
+                if read.errno != 0 { return .failure(IOFailure(operation: "read", path: path, errno: read.errno)) }
+                if read.count < size { return .success(.incomplete) }
+                return .success(decoded(
+                    UnsafeRawBufferPointer(start: scratchBase, count: headerLength), payload,
+                    UnsafeRawBufferPointer(start: scratchBase + headerLength, count: 8)))
+            }
         }
         return try outcome.get()
     }
 
-    /// Fills `segments` in order from the file's offset 0 (as few calls as the kernel allows);
-    /// returns the bytes read, fewer than asked when the file ends first or, with `nowait`, when
-    /// the page cache holds no more; and the `errno` of a failed call (0 when none failed).
-    private func readSegments(_ fd: Int32, _ segments: [(base: UnsafeMutableRawPointer?, count: Int)], nowait: Bool) -> (count: Int, errno: Int32) {
-        let total = segments.reduce(0) { $0 + $1.count }
-        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: segments.count) { vectors -> (count: Int, errno: Int32) in
-            for (index, segment) in segments.enumerated() {
-                vectors.initializeElement(at: index, to: iovec(iov_base: segment.base, iov_len: segment.count))
+    /// Fills the buffers `vectors` describes, in order from the file's offset 0 (as few calls as
+    /// the kernel allows; the vectors are consumed); returns the bytes read, fewer than asked when
+    /// the file ends first or, with `nowait`, when the page cache holds no more; and the `errno` of
+    /// a failed call (0 when none failed).
+    private func readSegments(_ fd: Int32, _ vectors: UnsafeMutableBufferPointer<iovec>, nowait: Bool) -> (count: Int, errno: Int32) {
+        let total = vectors.reduce(0) { $0 + $1.iov_len }
+        var done = 0
+        var first = 0
+        while done < total {
+            let n = ctiercachedisk_preadv(fd, vectors.baseAddress! + first, Int32(vectors.count - first), off_t(done), nowait ? 1 : 0)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return (done, errno)
             }
-            var done = 0
-            var first = 0
-            while done < total {
-                let n = ctiercachedisk_preadv(fd, vectors.baseAddress! + first, Int32(segments.count - first), off_t(done), nowait ? 1 : 0)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return (done, errno)
-                }
-                if n == 0 { break }
-                done += n
-                var consumed = n
-                while first < segments.count, consumed >= vectors[first].iov_len {
-                    consumed -= vectors[first].iov_len
-                    first += 1
-                }
-                if first < segments.count, consumed > 0 {
-                    vectors[first].iov_base = vectors[first].iov_base.map { $0 + consumed }
-                    vectors[first].iov_len -= consumed
-                }
+            if n == 0 { break }
+            done += n
+            var consumed = n
+            while first < vectors.count, consumed >= vectors[first].iov_len {
+                consumed -= vectors[first].iov_len
+                first += 1
             }
-            return (done, 0)
+            if first < vectors.count, consumed > 0 {
+                vectors[first].iov_base = vectors[first].iov_base.map { $0 + consumed }
+                vectors[first].iov_len -= consumed
+            }
         }
+        return (done, 0)
     }
 
     /// Runs `body` holding an exclusive `flock` on `directory` (every change to the entry files of
@@ -321,15 +363,51 @@ struct FileSystem: Sendable {
     }
 }
 
-extension stat {
-    /// Modification time in milliseconds since 1970.
-    var modifiedMilliseconds: Int64 {
+/// What identifies one version of a file's content without reading it: an entry file is never
+/// written in place (writes rename a new inode over it), and any write to an inode, or a change
+/// of its times, moves its change time (`ctime`), which no caller can set.
+struct FileVersion: Equatable {
+    var device: UInt64
+    var inode: UInt64
+    var size: Int64
+    var modified: timespec
+    var changed: timespec
+
+    init(_ st: stat) {
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+        size = Int64(st.st_size)
         #if canImport(Darwin)
-        Int64(st_mtimespec.tv_sec) * 1000 + Int64(st_mtimespec.tv_nsec) / 1_000_000
+        modified = st.st_mtimespec
+        changed = st.st_ctimespec
         #else
-        Int64(st_mtim.tv_sec) * 1000 + Int64(st_mtim.tv_nsec) / 1_000_000
+        modified = st.st_mtim
+        changed = st.st_ctim
         #endif
     }
+
+    /// The modification time in milliseconds since 1970.
+    var modifiedMilliseconds: Int64 { Int64(modified.tv_sec) * 1000 + Int64(modified.tv_nsec) / 1_000_000 }
+
+    /// The change time in milliseconds since 1970.
+    var changedMilliseconds: Int64 { Int64(changed.tv_sec) * 1000 + Int64(changed.tv_nsec) / 1_000_000 }
+
+    /// Whether a write to the file from now on is sure to move its change time. Kernels without
+    /// fine-grained timestamps stamp files from a clock that ticks every few milliseconds, so a
+    /// write in the same tick as the last change would leave the change time as it is; a version
+    /// last changed more than this long ago is past that.
+    func isSettled(now: Int64) -> Bool { now - changedMilliseconds > 20 }
+
+    static func == (a: FileVersion, b: FileVersion) -> Bool {
+        a.device == b.device && a.inode == b.inode && a.size == b.size
+            && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
+            && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+    }
+}
+
+extension stat {
+    /// Modification time in milliseconds since 1970.
+    var modifiedMilliseconds: Int64 { FileVersion(self).modifiedMilliseconds }
 }
 
 /// Real time in milliseconds, for recency (file modification times are real time too).

@@ -13,15 +13,31 @@ final class RecencyIndex: @unchecked Sendable {
         var namespace: String
         var size: UInt64
         var lastUse: Int64
-        /// A time the file's modification time is known to be at or after (from a `stat`, this
-        /// process's write or its last refresh of the mtime): a read whose entry has a recent one
-        /// needs neither a `fstat` nor a refresh.
-        var modifiedAtLeast: Int64
+        /// The file version whose payload this process last verified, with its checksum: a read
+        /// of that same version needs no XXH64 pass (``DiskTier/ChecksumVerification``).
+        var verified: VerifiedFile?
+
+        /// ``RecencyIndex/noteRead(namespace:fingerprint:version:now:granularity:)`` on a known
+        /// record: returns the checksum verified for `version`, if any, and forgets it when the
+        /// file is another version now or about to be one (`refresh`).
+        mutating func noteRead(_ version: FileVersion, now: Int64, refresh: Bool) -> UInt64? {
+            // Stores only what changed: on another core, a store would cost a miss of this line.
+            let checksum = verified.flatMap { $0.version == version ? $0.checksum : nil }
+            if size != UInt64(version.size) { size = UInt64(version.size) }
+            if now > lastUse { lastUse = now }
+            if verified != nil, refresh || checksum == nil { verified = nil }
+            return checksum
+        }
+    }
+
+    struct VerifiedFile {
+        var version: FileVersion
+        var checksum: UInt64
     }
 
     struct Candidate {
         var namespace: String
-        var fingerprint: String
+        var fingerprint: Fingerprint
         var lastUse: Int64
     }
 
@@ -31,10 +47,27 @@ final class RecencyIndex: @unchecked Sendable {
         var shard: Int
     }
 
+    /// Records in stripes chosen by fingerprint, each under its own lock: every read updates a
+    /// record, and reads on different threads should not queue on one lock. Keyed by fingerprint
+    /// alone: it hashes the namespace too, so it is unique across namespaces.
+    private final class Stripe: @unchecked Sendable {
+        let lock = Lock()
+        var records: [Fingerprint: Record] = [:]  // guarded by `lock`
+        // Each stripe's object on lines of its own (its reference count is written on every
+        // use): 16 bytes of header, 16 of fields and these 96 make 128.
+        private let padding: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    }
+
+    private let stripes: [Stripe] = (0..<16).map { _ in Stripe() }
+
+    @inline(__always)
+    private func stripe(_ fingerprint: Fingerprint) -> Stripe {
+        stripes[Int(truncatingIfNeeded: fingerprint.low & 15)]
+    }
+
+    /// Taken before a stripe's lock when both are held (`nextCandidates`), never after.
     private let lock = Lock()
     // Everything below is guarded by `lock`.
-    // Keyed by fingerprint alone: it hashes the namespace too, so it is unique across namespaces.
-    private var records: [String: Record] = [:]
     private var candidates: [Candidate] = []
     private var candidateHead = 0
     private var namespaces: [String]?  // the scan's list, read when a pass starts
@@ -44,56 +77,68 @@ final class RecencyIndex: @unchecked Sendable {
     private var evicting = false
     private var evictionRequested = false
 
-    var count: Int { lock.withLock { records.count } }
+    var count: Int { stripes.reduce(0) { total, stripe in total + stripe.lock.withLock { stripe.records.count } } }
 
     /// Notes that an entry exists and was used at `time` (keeps the later of the two uses).
     /// `time` is the file's modification time or later (a `stat`'s mtime, or the time of a write).
-    func record(namespace: String, fingerprint: String, size: UInt64, usedAt time: Int64) {
-        lock.withLock {
-            if let old = records[fingerprint] {
+    func record(namespace: String, fingerprint: Fingerprint, size: UInt64, usedAt time: Int64) {
+        let stripe = stripe(fingerprint)
+        stripe.lock.withLock {
+            if let old = stripe.records[fingerprint] {
                 if time > old.lastUse || size != old.size {
-                    records[fingerprint] = Record(
-                        namespace: namespace, size: size, lastUse: max(old.lastUse, time),
-                        modifiedAtLeast: max(old.modifiedAtLeast, time))
+                    // A write or a scan: the file may be another version now.
+                    stripe.records[fingerprint] = Record(namespace: namespace, size: size, lastUse: max(old.lastUse, time))
                 }
             } else {
-                records[fingerprint] = Record(namespace: namespace, size: size, lastUse: time, modifiedAtLeast: time)
+                stripe.records[fingerprint] = Record(namespace: namespace, size: size, lastUse: time)
             }
         }
     }
 
-    /// What a read may assume before looking at the file: its size when this process last saw
-    /// it, and a time its mtime is at or after; nil when the index does not know the entry.
-    func readHint(fingerprint: String) -> (size: UInt64, modifiedAtLeast: Int64)? {
-        lock.withLock { records[fingerprint].map { ($0.size, $0.modifiedAtLeast) } }
+    /// Notes a read at `now` of `version` of an entry's file (just `fstat`ed), in one locked step:
+    /// the entry's size and last use are recorded, and the file's recency is refreshed when its
+    /// mtime (`version.modified`) is older than `granularity` milliseconds.
+    /// - Returns: `verifiedChecksum`, the checksum of this very version when this process has
+    ///   already verified its payload (nil otherwise: the caller hashes it and, when it verifies,
+    ///   calls ``noteVerified(fingerprint:_:)``); and `refresh`, true when the caller should
+    ///   refresh the file's mtime (which makes a new version, so the next read hashes it again).
+    func noteRead(namespace: String, fingerprint: Fingerprint, version: FileVersion, now: Int64, granularity: Int64)
+        -> (verifiedChecksum: UInt64?, refresh: Bool)
+    {
+        let refresh = now - version.modifiedMilliseconds > granularity
+        let stripe = stripe(fingerprint)
+        return stripe.lock.withLock {
+            guard let index = stripe.records.index(forKey: fingerprint) else {
+                stripe.records[fingerprint] = Record(namespace: namespace, size: UInt64(version.size), lastUse: now)
+                return (nil, refresh)
+            }
+            // Updated in place (one hash lookup, no copy of the record): every read comes here.
+            return (stripe.records.values[index].noteRead(version, now: now, refresh: refresh), refresh)
+        }
     }
 
-    /// Notes a hit at `now` on a file of `size` bytes whose mtime is `modified` when the reader
-    /// looked (`fstat`), or unknown (nil: the index's bound stands in). Returns true when the
-    /// mtime is older than `granularity` (or unknown altogether): the caller refreshes it, and the
-    /// index counts it as refreshed.
-    func noteHit(namespace: String, fingerprint: String, size: UInt64, now: Int64, modified: Int64?, granularity: Int64) -> Bool {
-        lock.withLock {
-            let old = records[fingerprint]
-            guard let known = modified ?? old?.modifiedAtLeast else {
-                records[fingerprint] = Record(namespace: namespace, size: size, lastUse: now, modifiedAtLeast: now)
-                return true
-            }
-            let refresh = now - known > granularity
-            records[fingerprint] = Record(
-                namespace: namespace, size: size, lastUse: max(old?.lastUse ?? now, now),
-                modifiedAtLeast: refresh ? now : known)
-            return refresh
+    /// Records that this process verified the payload of `verified.version` of an entry's file at
+    /// `now`; ignored unless the version is settled (``FileVersion/isSettled(now:)``), so that a
+    /// change to it cannot go unseen.
+    func noteVerified(fingerprint: Fingerprint, _ verified: VerifiedFile, now: Int64) {
+        guard verified.version.isSettled(now: now) else { return }
+        let stripe = stripe(fingerprint)
+        stripe.lock.withLock {
+            guard var record = stripe.records[fingerprint], record.size == UInt64(verified.version.size) else { return }
+            record.verified = verified
+            stripe.records[fingerprint] = record
         }
     }
 
     /// The recorded last use of an entry, nil when the index does not know it.
-    func lastUse(namespace: String, fingerprint: String) -> Int64? {
-        lock.withLock { records[fingerprint]?.lastUse }
+    func lastUse(namespace: String, fingerprint: Fingerprint) -> Int64? {
+        let stripe = stripe(fingerprint)
+        return stripe.lock.withLock { stripe.records[fingerprint]?.lastUse }
     }
 
-    func forget(namespace: String, fingerprint: String) {
-        _ = lock.withLock { records.removeValue(forKey: fingerprint) }
+    func forget(namespace: String, fingerprint: Fingerprint) {
+        let stripe = stripe(fingerprint)
+        _ = stripe.lock.withLock { stripe.records.removeValue(forKey: fingerprint) }
     }
 
     /// Returns true once: the caller starts the background scan.
@@ -140,15 +185,19 @@ final class RecencyIndex: @unchecked Sendable {
                 while out.count < limit, candidateHead < candidates.count {
                     let candidate = candidates[candidateHead]
                     candidateHead += 1
-                    if let record = records[candidate.fingerprint],
-                       record.lastUse == candidate.lastUse {
+                    let stripe = stripe(candidate.fingerprint)
+                    if stripe.lock.withLock({ stripe.records[candidate.fingerprint]?.lastUse }) == candidate.lastUse {
                         out.append(candidate)
                     }
                 }
                 if !out.isEmpty || pass == 1 { break }
                 // Used up: sort what the index holds now.
-                candidates = records.map { fingerprint, record in
-                    Candidate(namespace: record.namespace, fingerprint: fingerprint, lastUse: record.lastUse)
+                candidates = stripes.flatMap { stripe in
+                    stripe.lock.withLock {
+                        stripe.records.map { fingerprint, record in
+                            Candidate(namespace: record.namespace, fingerprint: fingerprint, lastUse: record.lastUse)
+                        }
+                    }
                 }
                 candidates.sort { $0.lastUse < $1.lastUse }
                 candidateHead = 0

@@ -155,7 +155,7 @@ targets += [
     .testTarget(
         name: "TierCacheDiskTests",
         dependencies: [
-            "TierCache", "TierCacheDisk", "tiercache-disk-helper",
+            "TierCache", "TierCacheDisk", "TierCacheTesting", "tiercache-disk-helper",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),

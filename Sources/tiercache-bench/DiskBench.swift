@@ -6,6 +6,7 @@ import Darwin
 import Dispatch
 import TierCache
 import TierCacheDisk
+import TierCacheTesting
 
 /// `tiercache-bench disk`: the disk tier against plain POSIX calls on the same bytes, and the cost
 /// of opening a big root against a small one.
@@ -306,24 +307,5 @@ enum DiskBench {
             }
         }
         return best
-    }
-
-    static func removeTree(_ path: String) {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            if let dir = opendir(path) {
-                var names: [String] = []
-                while let entry = readdir(dir) {
-                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                    if name != ".", name != ".." { names.append(name) }
-                }
-                closedir(dir)
-                for name in names { removeTree(path + "/" + name) }
-            }
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
     }
 }

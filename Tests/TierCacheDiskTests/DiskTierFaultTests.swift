@@ -5,6 +5,7 @@ import Logging
 import MetricsTestKit
 import TierCache
 import TierCacheDisk
+import TierCacheTesting
 import Testing
 
 /// A fault switched on and off by the test.

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import TierCache
 import TierCacheDisk
+import TierCacheTesting
 import Testing
 
 /// A fresh folder under /tmp, removed by `remove()`.
@@ -20,29 +21,6 @@ struct TemporaryRoot {
     var root: String { path + "/root" }
 
     func remove() { removeTree(path) }
-}
-
-/// `rm -rf` without following symbolic links.
-func removeTree(_ path: String) {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if (st.st_mode & S_IFMT) == S_IFDIR {
-        for name in listNames(path) { removeTree(path + "/" + name) }
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
-}
-
-func listNames(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != ".", name != ".." { names.append(name) }
-    }
-    return names
 }
 
 /// Every regular file under `path` with its size and mode, and every folder with its mode.

@@ -83,6 +83,7 @@ struct ChildProcessTests {
     func builtThenHydrated() async throws {
         let path = try #require(ReportChild.executable(), "tiercache-demo is built next to the test bundle")
         let work = "/tmp/tiercache-lambda-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { removeTree(work) }
         var answers: [String] = []
         for environment in 0..<2 {
             let emulator = try LambdaRuntimeAPIEmulator()

@@ -93,6 +93,7 @@ struct StampedeProcessTests {
         let bucket = "stampede-\(UInt32.random(in: 0...UInt32.max))"
         try await client.createBucket(bucket)
         let logs = NSTemporaryDirectory() + bucket + ".log"
+        defer { unlink(logs) }
         let processes = try Stampede.start(20, bucket: bucket, logs: logs, arguments: ["--build-ms", "1000", "--wait-ms", "30000", "--request-timeout-ms", "10000"])
         let outcomes = processes.map { Stampede.finish($0.0, $0.1) }
         let finished = outcomes.compactMap { $0 }
@@ -114,6 +115,7 @@ struct StampedeProcessTests {
         let bucket = "stampede-kill-\(UInt32.random(in: 0...UInt32.max))"
         try await client.createBucket(bucket)
         let logs = NSTemporaryDirectory() + bucket + ".log"
+        defer { unlink(logs) }
         let processes = try Stampede.start(
             20, bucket: bucket, logs: logs, arguments: ["--build-ms", "2000", "--lease-ms", "1000", "--wait-ms", "30000", "--request-timeout-ms", "10000"])
         // The first loader run writes its marker, then builds for 2 s: kill it then.

@@ -106,6 +106,25 @@ struct DiskTierFaultTests {
         #expect(try await tier.sweep().examined == 1)
     }
 
+    @Test func aRootRemovedAfterReadsIsSeenAndReadsGoOn() async throws {
+        let dir = TemporaryRoot("reopen")
+        defer { dir.remove() }
+        let tier = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20))
+        let k = try key("v")
+        try await tier.put(makeEntry(k, size: 100, seed: 1))
+        // The first read opens the root's `ns` folder, which the tier then keeps open.
+        #expect(try await tier.get(k)?.payload == makeEntry(k, size: 100, seed: 1).payload)
+        removeTree(dir.root)
+        #expect(try await tier.get(k) == nil, "the kept folder was removed: a miss, not a stale hit")
+        try await tier.put(makeEntry(k, size: 100, seed: 2))
+        // (The kernel resolves a folder's first lookup after its creation the slow way, so the
+        // first of these may go to the pool; the second no longer needs to.)
+        for _ in 0..<2 {
+            #expect(try await tier.get(k)?.payload == makeEntry(k, size: 100, seed: 2).payload, "reads find the new root")
+        }
+        #expect(tier.statistics.hitsWithoutBlocking >= 2, "reads by the whole path do not block either")
+    }
+
     @Test func realENOSPCAndReadOnlyFileSystemOnATinyTmpfs() async throws {
         let dir = TemporaryRoot("tmpfs")
         defer { dir.remove() }

@@ -205,6 +205,24 @@ struct DiskTierCorruptionTests {
         #expect(tier.statistics.payloadsHashed > 1, "the changed file is hashed again")
     }
 
+    @Test func aFileReplacedBySameSizeEntryIsHashedAgain() async throws {
+        let dir = TemporaryRoot("replaced")
+        defer { dir.remove() }
+        let tier = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20))
+        let other = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20))
+        let k = try key("hot")
+        try await tier.put(makeEntry(k, size: 5000, seed: 1))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await tier.get(k)?.payload == makeEntry(k, size: 5000, seed: 1).payload)
+        #expect(try await tier.get(k)?.payload == makeEntry(k, size: 5000, seed: 1).payload)
+        #expect(tier.statistics.payloadsHashed == 1)
+        // Another instance (another process, as far as this one knows) renames a new file of the
+        // same size over it: a new version, hashed, and its bytes are the ones returned.
+        try await other.put(makeEntry(k, size: 5000, seed: 2))
+        #expect(try await tier.get(k)?.payload == makeEntry(k, size: 5000, seed: 2).payload)
+        #expect(tier.statistics.payloadsHashed == 2)
+    }
+
     @Test func everyReadHashesEveryRead() async throws {
         let dir = TemporaryRoot("every")
         defer { dir.remove() }

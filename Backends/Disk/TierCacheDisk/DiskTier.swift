@@ -548,9 +548,14 @@ public final class DiskTier: CacheTier {
                 }
             }
         }
-        guard case .absent = outcome else { return outcome }
+        // A miss, or a lookup the kernel cannot finish from its caches (the one a removed folder
+        // gets): is the kept folder still there?
+        switch outcome {
+        case .absent, .wouldBlock: break
+        case .opened, .unsupported: return outcome
+        }
         var st = stat()
-        if fstat(directory, &st) == 0, st.st_nlink > 0 { return .absent }
+        if fstat(directory, &st) == 0, st.st_nlink > 0 { return outcome }
         // The folder was removed: every later read takes the whole path. The descriptor stays
         // open until the tier goes (another thread may be using it right now).
         if namespaceDirectory.compareExchange(expected: directory, desired: Self.directoryGone, ordering: .acquiringAndReleasing).exchanged {

@@ -133,15 +133,10 @@ struct FileSystem: Sendable {
         case incomplete
     }
 
-    /// Files up to this size are read whole in one plain read and their payload copied out;
-    /// larger ones are read straight into the payload's array (below).
-    static let singleReadLimit = 16 << 10
-
-    /// Reads the `size`-byte entry file `fd` for `key`, then verifies it
-    /// (``CacheEntry/decode(header:payload:checksum:expecting:verifiedChecksum:)``). A file larger
-    /// than ``singleReadLimit`` is read with one `preadv` into three buffers: the header a plain
-    /// envelope of `key` has (predicted from the key), an array of the payload's length that
-    /// becomes the entry's payload as is, and the checksum.
+    /// Reads the `size`-byte entry file `fd` for `key` with one `preadv` into three buffers: the
+    /// header a plain envelope of `key` has (predicted from the key), an array of the payload's
+    /// length that becomes the entry's payload as is, and the checksum; then verifies it
+    /// (``CacheEntry/decode(header:payload:checksum:expecting:verifiedChecksum:)``).
     /// - Parameters:
     ///   - nowait: read from the page cache only (`RWF_NOWAIT`); any error then.
     ///   - verifiedChecksum: the checksum this very file had when its payload was last verified
@@ -163,56 +158,33 @@ struct FileSystem: Sendable {
             if read.errno != 0 { throw IOFailure(operation: "read", path: path, errno: read.errno) }
             return read.count == size ? .bytes(bytes) : .incomplete
         }
-        /// The entry if `header`, `payload` and `checksum` are a plain envelope of `key`, else
-        /// every byte of the file for the full decode.
-        func decoded(_ header: UnsafeRawBufferPointer, _ payload: [UInt8], _ checksum: UnsafeRawBufferPointer) -> EntryRead {
-            let value = UInt64(littleEndian: checksum.loadUnaligned(as: UInt64.self))
-            if let entry = CacheEntry.decode(header: header, payload: payload, checksum: value, expecting: key, verifiedChecksum: verifiedChecksum) {
-                return .entry(entry, checksum: value)
+        let outcome: Result<EntryRead, IOFailure> = withUnsafeTemporaryAllocation(byteCount: headerLength + 8, alignment: 8) { scratch in
+            let scratchBase = scratch.baseAddress!
+            var read = (count: 0, errno: Int32(0))
+            let payload = [UInt8](unsafeUninitializedCapacity: payloadLength) { buffer, initialized in
+                read = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 3) { vectors in
+                    vectors.initializeElement(at: 0, to: iovec(iov_base: scratchBase, iov_len: headerLength))
+                    vectors.initializeElement(at: 1, to: iovec(iov_base: UnsafeMutableRawPointer(buffer.baseAddress), iov_len: payloadLength))
+                    vectors.initializeElement(at: 2, to: iovec(iov_base: scratchBase + headerLength, iov_len: 8))
+                    return readSegments(fd, vectors, nowait: nowait)
+                }
+                initialized = read.count == size ? payloadLength : 0
+            }
+            if read.errno != 0 { return .failure(IOFailure(operation: "read", path: path, errno: read.errno)) }
+            if read.count < size { return .success(.incomplete) }
+            let header = UnsafeRawBufferPointer(start: scratchBase, count: headerLength)
+            let checksum = UInt64(littleEndian: scratchBase.loadUnaligned(fromByteOffset: headerLength, as: UInt64.self))
+            if let entry = CacheEntry.decode(
+                header: header, payload: payload, checksum: checksum, expecting: key, verifiedChecksum: verifiedChecksum)
+            {
+                return .success(.entry(entry, checksum: checksum))
             }
             var whole = [UInt8]()
             whole.reserveCapacity(size)
             whole.append(contentsOf: header)
             whole.append(contentsOf: payload)
-            whole.append(contentsOf: checksum)
-            return .bytes(whole)
-        }
-        let outcome: Result<EntryRead, IOFailure>
-        if size <= Self.singleReadLimit {
-            // Small: one plain read of the whole file and a copy of the payload out of it costs
-            // less than the kernel's handling of three buffers.
-            outcome = withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { file in
-                let read = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 1) { vectors in
-                    vectors.initializeElement(at: 0, to: iovec(iov_base: file.baseAddress, iov_len: size))
-                    return readSegments(fd, vectors, nowait: nowait)
-                }
-                if read.errno != 0 { return .failure(IOFailure(operation: "read", path: path, errno: read.errno)) }
-                if read.count < size { return .success(.incomplete) }
-                let bytes = UnsafeRawBufferPointer(file)
-                return .success(decoded(
-                    UnsafeRawBufferPointer(rebasing: bytes[..<headerLength]),
-                    [UInt8](UnsafeRawBufferPointer(rebasing: bytes[headerLength..<(size - 8)])),
-                    UnsafeRawBufferPointer(rebasing: bytes[(size - 8)...])))
-            }
-        } else {
-            outcome = withUnsafeTemporaryAllocation(byteCount: headerLength + 8, alignment: 8) { scratch in
-                let scratchBase = scratch.baseAddress!
-                var read = (count: 0, errno: Int32(0))
-                let payload = [UInt8](unsafeUninitializedCapacity: payloadLength) { buffer, initialized in
-                    read = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 3) { vectors in
-                        vectors.initializeElement(at: 0, to: iovec(iov_base: scratchBase, iov_len: headerLength))
-                        vectors.initializeElement(at: 1, to: iovec(iov_base: UnsafeMutableRawPointer(buffer.baseAddress), iov_len: payloadLength))
-                        vectors.initializeElement(at: 2, to: iovec(iov_base: scratchBase + headerLength, iov_len: 8))
-                        return readSegments(fd, vectors, nowait: nowait)
-                    }
-                    initialized = read.count == size ? payloadLength : 0
-                }
-                if read.errno != 0 { return .failure(IOFailure(operation: "read", path: path, errno: read.errno)) }
-                if read.count < size { return .success(.incomplete) }
-                return .success(decoded(
-                    UnsafeRawBufferPointer(start: scratchBase, count: headerLength), payload,
-                    UnsafeRawBufferPointer(start: scratchBase + headerLength, count: 8)))
-            }
+            whole.append(contentsOf: UnsafeRawBufferPointer(start: scratchBase + headerLength, count: 8))
+            return .success(.bytes(whole))
         }
         return try outcome.get()
     }

@@ -223,6 +223,35 @@ struct DiskTierCorruptionTests {
         #expect(tier.statistics.payloadsHashed == 2)
     }
 
+    @Test func aReadRefreshesAnOldModificationTimeOnce() async throws {
+        let dir = TemporaryRoot("touch")
+        defer { dir.remove() }
+        let tier = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20, touchGranularity: .seconds(60)))
+        let k = try key("old")
+        try await tier.put(makeEntry(k, size: 500))
+        let path = try #require(entryFiles(dir.root).first?.path)
+        // Ten minutes old: older than the granularity, so a read refreshes it (on the pool).
+        var times = [timespec(tv_sec: time(nil) - 600, tv_nsec: 0), timespec(tv_sec: time(nil) - 600, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        func modified() -> Int {
+            var st = stat()
+            stat(path, &st)
+            return st.st_mtim.tv_sec
+        }
+        for _ in 0..<20 { #expect(try await tier.get(k) != nil) }
+        var waited = 0
+        while modified() < time(nil) - 60, waited < 200 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+        }
+        #expect(modified() >= time(nil) - 60, "the read refreshed the file's mtime (its recency for every process)")
+        // The refresh made a new version of the file: the next read hashes it again.
+        let hashed = tier.statistics.payloadsHashed
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await tier.get(k) != nil)
+        #expect(tier.statistics.payloadsHashed == hashed + 1)
+    }
+
     @Test func everyReadHashesEveryRead() async throws {
         let dir = TemporaryRoot("every")
         defer { dir.remove() }

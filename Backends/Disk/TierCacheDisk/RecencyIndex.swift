@@ -16,17 +16,22 @@ final class RecencyIndex: @unchecked Sendable {
         /// The file version whose payload this process last verified, with its checksum: a read
         /// of that same version needs no XXH64 pass (``DiskTier/ChecksumVerification``).
         var verified: VerifiedFile?
+        /// When this process last had the file's mtime refreshed: the refresh runs later on the
+        /// pool, and reads until then still see the old mtime; one request per granularity.
+        var refreshedAt: Int64 = .min
 
         /// ``RecencyIndex/noteRead(namespace:fingerprint:version:now:granularity:)`` on a known
-        /// record: returns the checksum verified for `version`, if any, and forgets it when the
-        /// file is another version now or about to be one (`refresh`).
-        mutating func noteRead(_ version: FileVersion, now: Int64, refresh: Bool) -> UInt64? {
+        /// record: returns the checksum verified for `version`, if any, and whether to refresh
+        /// the mtime; forgets the checksum when the file is another version now or about to be.
+        mutating func noteRead(_ version: FileVersion, now: Int64, granularity: Int64) -> (verifiedChecksum: UInt64?, refresh: Bool) {
             // Stores only what changed: on another core, a store would cost a miss of this line.
             let checksum = verified.flatMap { $0.version == version ? $0.checksum : nil }
+            let refresh = now - version.modifiedMilliseconds > granularity && refreshedAt < now - granularity
+            if refresh { refreshedAt = now }
             if size != UInt64(version.size) { size = UInt64(version.size) }
             if now > lastUse { lastUse = now }
             if verified != nil, refresh || checksum == nil { verified = nil }
-            return checksum
+            return (checksum, refresh)
         }
     }
 
@@ -97,7 +102,8 @@ final class RecencyIndex: @unchecked Sendable {
 
     /// Notes a read at `now` of `version` of an entry's file (just `fstat`ed), in one locked step:
     /// the entry's size and last use are recorded, and the file's recency is refreshed when its
-    /// mtime (`version.modified`) is older than `granularity` milliseconds.
+    /// mtime (`version.modified`) is older than `granularity` milliseconds (once per granularity:
+    /// reads before the refresh lands do not ask again).
     /// - Returns: `verifiedChecksum`, the checksum of this very version when this process has
     ///   already verified its payload (nil otherwise: the caller hashes it and, when it verifies,
     ///   calls ``noteVerified(fingerprint:_:)``); and `refresh`, true when the caller should
@@ -105,15 +111,16 @@ final class RecencyIndex: @unchecked Sendable {
     func noteRead(namespace: String, fingerprint: Fingerprint, version: FileVersion, now: Int64, granularity: Int64)
         -> (verifiedChecksum: UInt64?, refresh: Bool)
     {
-        let refresh = now - version.modifiedMilliseconds > granularity
         let stripe = stripe(fingerprint)
         return stripe.lock.withLock {
             guard let index = stripe.records.index(forKey: fingerprint) else {
-                stripe.records[fingerprint] = Record(namespace: namespace, size: UInt64(version.size), lastUse: now)
-                return (nil, refresh)
+                var record = Record(namespace: namespace, size: UInt64(version.size), lastUse: now)
+                let outcome = record.noteRead(version, now: now, granularity: granularity)
+                stripe.records[fingerprint] = record
+                return outcome
             }
             // Updated in place (one hash lookup, no copy of the record): every read comes here.
-            return (stripe.records.values[index].noteRead(version, now: now, refresh: refresh), refresh)
+            return stripe.records.values[index].noteRead(version, now: now, granularity: granularity)
         }
     }
 

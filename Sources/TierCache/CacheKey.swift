@@ -45,19 +45,24 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
 
     /// A 128-bit hash of ``rendered`` as 32 lowercase hex digits: a safe file or object name.
     public var fingerprint: String {
-        let (first, second) = fingerprintHalves
+        let halves = fingerprintHalves
         // Written digit by digit into one 32-byte string: backends derive it on every operation.
         return String(unsafeUninitializedCapacity: 32) { buffer in
-            let digits: StaticString = "0123456789abcdef"
-            let table = digits.utf8Start
-            func write(_ value: UInt64, at start: Int) {
-                for nibble in 0..<16 {
-                    buffer[start + nibble] = table[Int((value >> UInt64(60 - 4 * nibble)) & 0xF)]
-                }
-            }
-            write(first, at: 0)
-            write(second, at: 16)
+            Self.writeFingerprintDigits(halves, to: buffer.baseAddress!)
             return 32
+        }
+    }
+
+    /// Writes the 32 digits of the fingerprint whose two integers are `halves`
+    /// (``fingerprintHalves``) at `out`: the spelling of ``fingerprint``, for backends that build
+    /// names without a string.
+    @inlinable
+    package static func writeFingerprintDigits(_ halves: (UInt64, UInt64), to out: UnsafeMutablePointer<UInt8>) {
+        let digits: StaticString = "0123456789abcdef"
+        let table = digits.utf8Start
+        for nibble in 0..<16 {
+            out[nibble] = table[Int((halves.0 >> UInt64(60 - 4 * nibble)) & 0xF)]
+            out[16 + nibble] = table[Int((halves.1 >> UInt64(60 - 4 * nibble)) & 0xF)]
         }
     }
 

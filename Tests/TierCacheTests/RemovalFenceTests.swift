@@ -17,6 +17,21 @@ import TierCacheTesting
                           uncompressedLength: UInt64(payload.count), payload: payload)
     }
 
+    /// A cache over an upper tier and a lower one whose reads can be held, the lower holding
+    /// "old" for the key `name`.
+    private func cacheWithOldValueBelow(_ name: String) async throws
+        -> (cache: Cache<String>, upper: DictionaryTier, lowerBase: DictionaryTier, lower: FaultInjectingTier, key: CacheKey)
+    {
+        let upper = DictionaryTier(name: "upper"), lowerBase = DictionaryTier(name: "lower")
+        let lower = FaultInjectingTier(lowerBase)
+        let cache = Cache<String>(configuration: .init(clock: clock), chain: TierChain([.test(upper), .test(lower)]))
+        let k = try key(name)
+        let now = clock.now()
+        try await lowerBase.put(cache.encode(k, value: "old", createdAt: now, freshUntil: now.advanced(by: .seconds(60)),
+                                             staleUntil: now.advanced(by: .seconds(600))))
+        return (cache, upper, lowerBase, lower, k)
+    }
+
     @Test func chainReadOverlappingARemoveDoesNotPromote() async throws {
         let upper = DictionaryTier(name: "upper"), lowerBase = DictionaryTier(name: "lower")
         let lower = FaultInjectingTier(lowerBase)
@@ -50,13 +65,7 @@ import TierCacheTesting
     }
 
     @Test func cacheReadOverlappingARemoveFillsNeitherMemoryNorUpperTiers() async throws {
-        let upper = DictionaryTier(name: "upper"), lowerBase = DictionaryTier(name: "lower")
-        let lower = FaultInjectingTier(lowerBase)
-        let cache = Cache<String>(configuration: .init(clock: clock), chain: TierChain([.test(upper), .test(lower)]))
-        let k = try key("cache")
-        let now = clock.now()
-        try await lowerBase.put(cache.encode(k, value: "old", createdAt: now, freshUntil: now.advanced(by: .seconds(60)),
-                                             staleUntil: now.advanced(by: .seconds(600))))
+        let (cache, upper, lowerBase, lower, k) = try await cacheWithOldValueBelow("cache")
 
         lower.holdReads()
         let read = Task { await cache.get(k) }
@@ -75,13 +84,7 @@ import TierCacheTesting
     }
 
     @Test func cacheReadOverlappingASetLeavesTheNewerValue() async throws {
-        let upper = DictionaryTier(name: "upper"), lowerBase = DictionaryTier(name: "lower")
-        let lower = FaultInjectingTier(lowerBase)
-        let cache = Cache<String>(configuration: .init(clock: clock), chain: TierChain([.test(upper), .test(lower)]))
-        let k = try key("set")
-        let now = clock.now()
-        try await lowerBase.put(cache.encode(k, value: "old", createdAt: now, freshUntil: now.advanced(by: .seconds(60)),
-                                             staleUntil: now.advanced(by: .seconds(600))))
+        let (cache, upper, _, lower, k) = try await cacheWithOldValueBelow("set")
 
         lower.holdReads()
         let read = Task { await cache.get(k) }

@@ -32,11 +32,6 @@ struct Fingerprint: Hashable, CustomStringConvertible {
 
     /// Writes the 32 digits at `out`.
     func writeDigits(to out: UnsafeMutablePointer<UInt8>) {
-        let digits: StaticString = "0123456789abcdef"
-        let table = digits.utf8Start
-        for nibble in 0..<16 {
-            out[nibble] = table[Int((high >> UInt64(60 - 4 * nibble)) & 0xF)]
-            out[16 + nibble] = table[Int((low >> UInt64(60 - 4 * nibble)) & 0xF)]
-        }
+        CacheKey.writeFingerprintDigits((high, low), to: out)
     }
 }

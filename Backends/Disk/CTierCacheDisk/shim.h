@@ -1,6 +1,7 @@
-// Typed wrappers for the two Linux calls the disk tier's non-blocking read path needs and Swift
-// cannot reach: syscall(2) is variadic, and preadv2(2) is declared only under _GNU_SOURCE.
-// Both report ENOSYS where the platform lacks them, so the caller falls back to its thread pool.
+// Typed wrappers for the Linux calls the disk tier's read path needs and Swift cannot reach:
+// syscall(2) is variadic, preadv2(2) is declared only under _GNU_SOURCE, and fstatfs(2) is not
+// in Swift's Glibc module. The first two report ENOSYS where the platform lacks them, so the
+// caller falls back to its thread pool.
 #ifndef CTIERCACHEDISK_SHIM_H
 #define CTIERCACHEDISK_SHIM_H
 
@@ -22,7 +23,22 @@ struct ctiercachedisk_open_how {
 #define CTIERCACHEDISK_RESOLVE_CACHED 0x20
 #define CTIERCACHEDISK_RWF_NOWAIT 0x00000008
 extern ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags);
+#include <sys/vfs.h>
 #endif
+
+/// The type of the file system holding the open file or folder `fd` (`statfs`'s `f_type`, a
+/// magic number from <linux/magic.h>), or -1 when it cannot be told. Swift's Glibc module does
+/// not export `fstatfs`.
+static inline int64_t ctiercachedisk_filesystem_type(int fd) {
+#if defined(__linux__)
+    struct statfs info;
+    if (fstatfs(fd, &info) != 0) return -1;
+    return (int64_t)(uint32_t)info.f_type;
+#else
+    (void)fd;
+    return -1;
+#endif
+}
 
 /// Opens `path` (relative to the folder `directory` unless absolute) with `flags` only if every
 /// path component is in the kernel's lookup cache, so the call cannot block on disk I/O:

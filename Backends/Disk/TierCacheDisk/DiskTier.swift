@@ -29,7 +29,10 @@ public import TierCache
 ///   `usage` file counts bytes and entries under an advisory `flock`, and the process whose write
 ///   goes over budget evicts least recently used entries (docs/disk-tier.md).
 /// - Opening a root costs the same whatever it holds: nothing is scanned before the first get.
-/// - All file I/O runs on a ``BlockingPool``, never on Swift's cooperative threads.
+/// - File I/O that may block runs on a ``BlockingPool``, never on Swift's cooperative threads; a
+///   read the kernel can serve from its caches without blocking runs on the caller's thread.
+/// - The files of entries read recently stay open (``Configuration/keptOpenFiles``): a read of
+///   one is an `fstat` and a `preadv`, with no `open` or `close`.
 ///
 /// Failures never reach the caller: a write that fails (`ENOSPC`, `EACCES`, `EROFS`, a vanished
 /// folder) is skipped, counted and logged; a read that fails is a miss, counted and logged. Only
@@ -66,6 +69,17 @@ public final class DiskTier: CacheTier {
         /// When reads recompute the payload's checksum (the envelope's other checks are made on
         /// every read whatever this says).
         public var checksumVerification: ChecksumVerification
+        /// How many entry files the tier keeps open between reads; 0 keeps none. A read of a kept
+        /// file makes two system calls (`fstat`, `preadv`) where a read by name makes four. The
+        /// files of the entries read most recently are kept (replaced round-robin), only on local
+        /// file systems (a kept descriptor is trusted while its file still has a link), and every
+        /// tier of the process together keeps at most an eighth of its open-file limit
+        /// (docs/disk-tier.md).
+        public var keptOpenFiles: Int
+        /// Only files up to this size are kept open. A kept file that another process removes or
+        /// replaces keeps its disk space until this process reads that entry again or stops
+        /// keeping the file, so `keptOpenFiles` times this bounds the space held that way.
+        public var keptOpenFileMaxSize: Int
 
         /// Creates a configuration; every argument has a default.
         public init(
@@ -80,7 +94,9 @@ public final class DiskTier: CacheTier {
             touchGranularity: Duration = .seconds(60),
             temporaryFileMaxAge: Duration = .seconds(600),
             clock: any CacheClock = SystemCacheClock(),
-            checksumVerification: ChecksumVerification = .oncePerFileVersion
+            checksumVerification: ChecksumVerification = .oncePerFileVersion,
+            keptOpenFiles: Int = 128,
+            keptOpenFileMaxSize: Int = 128 << 10
         ) {
             self.name = name
             self.root = root
@@ -94,6 +110,8 @@ public final class DiskTier: CacheTier {
             self.temporaryFileMaxAge = temporaryFileMaxAge
             self.clock = clock
             self.checksumVerification = checksumVerification
+            self.keptOpenFiles = keptOpenFiles
+            self.keptOpenFileMaxSize = keptOpenFileMaxSize
         }
     }
 
@@ -139,6 +157,9 @@ public final class DiskTier: CacheTier {
         /// Reads that hashed an entry's whole payload to verify it (``ChecksumVerification``);
         /// the other hits checked a version of the file verified before.
         public var payloadsHashed = 0
+        /// Hits read from a file the tier kept open, with no open or close
+        /// (``Configuration/keptOpenFiles``); part of ``hitsWithoutBlocking``.
+        public var hitsOnKeptFiles = 0
     }
 
     /// The root's usage as shared by every process using it.
@@ -187,6 +208,7 @@ public final class DiskTier: CacheTier {
     private let hitsOnThePool = StripedCounter()
     private let hitsWithoutBlocking = StripedCounter()
     private let payloadsHashed = StripedCounter()
+    private let hitsOnKeptFiles = StripedCounter()
     // The root's `ns` folder, kept open (O_PATH) for reads: see `openCached(_:_:)`.
     private let namespaceDirectory = Atomic<Int32>(DiskTier.directoryUnopened)
     private let retiredNamespaceDirectory = Atomic<Int32>(-1)
@@ -194,6 +216,9 @@ public final class DiskTier: CacheTier {
     private let processID = getpid()
     // Cleared for good when the kernel has no openat2(RESOLVE_CACHED) / RWF_NOWAIT.
     private let fastReads = Atomic<Bool>(true)
+    private let keptFiles: KeptFiles
+    // Set when the kept `ns` folder is opened, if its file system is local (`KeptFiles`).
+    private let keepsFiles = Atomic<Bool>(false)
 
     /// Creates the tier. Nothing is read or created on disk until the first operation (apart from
     /// one `statvfs` when the byte budget is sized from free space), so this is cheap whatever the
@@ -216,7 +241,8 @@ public final class DiskTier: CacheTier {
         logger: Logger,
         metricsFactory: (any MetricsFactory)?,
         faults: DiskFaults?,
-        pool: BlockingPool = .shared
+        pool: BlockingPool = .shared,
+        keptFileBudget: KeptFileBudget = .process
     ) {
         var root = configuration.root
         while root.count > 1, root.hasSuffix("/") { root.removeLast() }
@@ -228,6 +254,7 @@ public final class DiskTier: CacheTier {
         self.maxEntries = max(configuration.maxEntries, 1)
         self.maxEntrySize = configuration.maxEntrySize ?? Int(clamping: self.maxBytes / 4)
         self.touchMilliseconds = max(0, configuration.touchGranularity.milliseconds)
+        self.keptFiles = KeptFiles(capacity: configuration.keptOpenFiles, budget: keptFileBudget)
         self.fileSystem = FileSystem(faults: faults)
         self.sharedUsage = SharedUsage(root: root, fileSystem: fileSystem)
         self.pool = pool
@@ -241,6 +268,7 @@ public final class DiskTier: CacheTier {
         statistics.hitsWithoutBlocking = hitsWithoutBlocking.value
         statistics.hits = hitsOnThePool.value + statistics.hitsWithoutBlocking
         statistics.payloadsHashed = payloadsHashed.value
+        statistics.hitsOnKeptFiles = hitsOnKeptFiles.value
         return statistics
     }
 
@@ -253,6 +281,13 @@ public final class DiskTier: CacheTier {
 
     /// How many entries this process's recency index knows (tests: opening a root scans nothing).
     package var indexedEntryCount: Int { index.count }
+
+    /// How many entry files the tier keeps open now (``Configuration/keptOpenFiles``).
+    package var keptOpenFileCount: Int { keptFiles.count }
+
+    /// The most entry files the tier keeps open (``Configuration/keptOpenFiles``, within the
+    /// budget it shares with the process's other tiers).
+    package var keptOpenFileCapacity: Int { keptFiles.capacity }
 
     /// The root's usage as every process sees it, or nil when the root cannot be read or locked.
     public func usage() async throws -> Usage? {
@@ -301,7 +336,7 @@ public final class DiskTier: CacheTier {
                     return UInt64(st.st_size)
                 }
                 if let removed { try self.sharedUsage.withLock { $0.release(removed) } }
-                self.index.forget(namespace: key.namespace, fingerprint: fingerprint)
+                self.forget(namespace: key.namespace, fingerprint: fingerprint)
             } catch let failure as IOFailure where failure.errno == ENOENT {
                 // No shard folder: nothing to remove.
             } catch {
@@ -367,6 +402,13 @@ public final class DiskTier: CacheTier {
         return root + "/ns/" + namespace + "/" + name.prefix(2) + "/" + name
     }
 
+    /// Forgets an entry whose file was removed: its record, and its kept descriptor (which would
+    /// hold the removed file's disk space).
+    private func forget(namespace: String, fingerprint: Fingerprint) {
+        index.forget(namespace: namespace, fingerprint: fingerprint)
+        keptFiles.drop(fingerprint)
+    }
+
     // MARK: - Reading (on the pool)
 
     private func readEntry(_ key: CacheKey) -> CacheEntry? {
@@ -421,7 +463,7 @@ public final class DiskTier: CacheTier {
             }
             if !entry.isUsable(at: configuration.clock.now()) {
                 removeIfUnchanged(path: path, st)
-                index.forget(namespace: key.namespace, fingerprint: fingerprint)
+                forget(namespace: key.namespace, fingerprint: fingerprint)
                 stats.withLock { $0.expired += 1 }
                 noteMiss()
                 return nil
@@ -468,25 +510,60 @@ public final class DiskTier: CacheTier {
 
     /// Serves a read on the calling thread when the kernel can do it from its caches without
     /// blocking: `openat2(RESOLVE_CACHED)` and `preadv2(RWF_NOWAIT)` fail with `EAGAIN` rather than
-    /// wait for the disk. Only clean hits and clean misses finish here; everything else (disk I/O
-    /// needed, corrupt or expired files to remove, errors) falls back to the blocking pool.
+    /// wait for the disk. A kept file (``KeptFiles``) needs no open: an `fstat` that finds it still
+    /// linked, then the read. Only clean hits and clean misses finish here; everything else (disk
+    /// I/O needed, corrupt or expired files to remove, errors) falls back to the blocking pool.
     private func readWithoutBlocking(_ key: CacheKey) -> FastRead {
         guard fastReads.load(ordering: .relaxed) else { return .fallBack }
         let fingerprint = Fingerprint(key)
-        let fd: Int32
-        switch openCached(key.namespace, fingerprint) {
-        case .opened(let opened): fd = opened
-        case .absent:
-            noteMiss()
-            return .miss
-        case .wouldBlock: return .fallBack
-        case .unsupported:
-            fastReads.store(false, ordering: .relaxed)
+        var st = stat()
+        var kept = keepsFiles.load(ordering: .relaxed) ? keptFiles.file(for: fingerprint) : nil
+        if let candidate = kept,
+           fstat(candidate.descriptor, &st) != 0 || st.st_nlink == 0 || fileSystem.injectsOpenFault(entryPath(key.namespace, fingerprint))
+        {
+            // Removed or replaced since it was kept. The last close of a removed file frees its
+            // blocks, which may wait on the journal: the pool lets go of it.
+            if let unlinked = keptFiles.drop(fingerprint, ifItIs: candidate) {
+                pool.execute { withExtendedLifetime(unlinked) {} }
+            }
+            kept = nil
+        }
+        let file: KeptFiles.File
+        let wasKept = kept != nil
+        if let kept {
+            file = kept
+        } else {
+            switch openCached(key.namespace, fingerprint) {
+            case .opened(let opened): file = KeptFiles.File(opened)
+            case .absent:
+                noteMiss()
+                return .miss
+            case .wouldBlock: return .fallBack
+            case .unsupported:
+                fastReads.store(false, ordering: .relaxed)
+                return .fallBack
+            }
+            guard fstat(file.descriptor, &st) == 0 else { return .fallBack }
+        }
+        guard let entry = readWithoutBlocking(file.descriptor, st, key, fingerprint) else {
+            // The blocking path reads the file by name: stop trusting this descriptor.
+            if wasKept { keptFiles.drop(fingerprint, ifItIs: file) }
             return .fallBack
         }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, Int(st.st_size) <= max(maxEntrySize, 64 << 20) else { return .fallBack }
+        if wasKept {
+            hitsOnKeptFiles.increment()
+        } else if Int(st.st_size) <= configuration.keptOpenFileMaxSize, keepsFiles.load(ordering: .relaxed) {
+            keptFiles.keep(file, for: fingerprint)
+        }
+        hitsWithoutBlocking.increment()
+        metrics.hits.increment()
+        return .hit(entry)
+    }
+
+    /// The non-blocking read of the open entry file `fd` (`st` its `fstat`): the entry when it is a
+    /// clean hit, nil for the blocking path to redo.
+    private func readWithoutBlocking(_ fd: Int32, _ st: stat, _ key: CacheKey, _ fingerprint: Fingerprint) -> CacheEntry? {
+        guard Int(st.st_size) <= max(maxEntrySize, 64 << 20) else { return nil }
         let version = FileVersion(st)
         let now = realTimeMilliseconds()
         let read = index.noteRead(namespace: key.namespace, fingerprint: fingerprint, version: version, now: now, granularity: touchMilliseconds)
@@ -501,20 +578,18 @@ public final class DiskTier: CacheTier {
             // An ETag or tags: the full decode. Another key or a corrupt file goes to the blocking
             // path, which says what is wrong and removes it if need be.
             payloadsHashed.increment()
-            guard let decoded = try? CacheEntry(decoding: bytes), decoded.key == key else { return .fallBack }
+            guard let decoded = try? CacheEntry(decoding: bytes), decoded.key == key else { return nil }
             entry = decoded
         case .incomplete?, nil:
-            return .fallBack
+            return nil
         }
-        guard entry.isUsable(at: configuration.clock.now()) else { return .fallBack }
+        guard entry.isUsable(at: configuration.clock.now()) else { return nil }
         if read.refresh {
             // Updating the modification time may wait on the file system's journal: not here.
             let path = entryPath(key.namespace, fingerprint)
             pool.execute { _ = utimensat(AT_FDCWD, path, nil, 0) }
         }
-        hitsWithoutBlocking.increment()
-        metrics.hits.increment()
-        return .hit(entry)
+        return entry
     }
 
     /// Opens an entry file without blocking (`openat2(RESOLVE_CACHED)`), relative to the root's
@@ -569,9 +644,13 @@ public final class DiskTier: CacheTier {
     private func openNamespaceDirectory() -> Int32 {
         let opened = ctiercachedisk_openat_cached(AT_FDCWD, root + "/ns", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard opened >= 0 else { return Self.directoryUnopened }
+        let local = KeptFiles.isLocalFileSystem(opened)
         let (exchanged, current) = namespaceDirectory.compareExchange(
             expected: Self.directoryUnopened, desired: opened, ordering: .acquiringAndReleasing)
-        if exchanged { return opened }
+        if exchanged {
+            keepsFiles.store(local, ordering: .relaxed)
+            return opened
+        }
         close(opened)  // another thread opened it first
         return current
     }
@@ -619,6 +698,7 @@ public final class DiskTier: CacheTier {
                 return previous.map { UInt64($0.st_size) }
             }
             created = false
+            keptFiles.drop(fingerprint)  // the replaced file: its space goes now, not at the next read
             let counters = try sharedUsage.withLock { counters in
                 if let replaced { counters.release(replaced) }
                 counters.bytes &+= size
@@ -751,7 +831,7 @@ public final class DiskTier: CacheTier {
         if let keptAt = outcome.keptAt {
             index.record(namespace: candidate.namespace, fingerprint: candidate.fingerprint, size: outcome.size, usedAt: keptAt)
         } else {
-            index.forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
+            forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
         }
         return outcome.removed
     }
@@ -812,12 +892,12 @@ public final class DiskTier: CacheTier {
                 if removeIfUnchanged(path: path, st) {
                     result.expiredRemoved += 1
                     result.bytesFreed += UInt64(st.st_size)
-                    index.forget(namespace: namespace, fingerprint: fingerprint)
+                    forget(namespace: namespace, fingerprint: fingerprint)
                 }
             } else if removeIfUnchanged(path: path, st) {
                 result.corruptRemoved += 1
                 result.bytesFreed += UInt64(st.st_size)
-                index.forget(namespace: namespace, fingerprint: fingerprint)
+                forget(namespace: namespace, fingerprint: fingerprint)
             }
         }
         if result.expiredRemoved + result.corruptRemoved > 0 {

@@ -10,6 +10,11 @@ struct Fingerprint: Hashable, CustomStringConvertible {
         (high, low) = key.fingerprintHalves
     }
 
+    init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
     /// Parses a file name; nil unless it is 32 lowercase hex digits (``isEntryFileName(_:)``).
     init?(fileName: String) {
         guard isEntryFileName(fileName), let high = UInt64(fileName.prefix(16), radix: 16),

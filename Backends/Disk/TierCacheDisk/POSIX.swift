@@ -86,6 +86,13 @@ struct FileSystem: Sendable {
         }
     }
 
+    /// Whether an injected fault makes opening `path` for reading fail now (tests): a read from a
+    /// kept descriptor stands in for an open, so it honours the same faults.
+    func injectsOpenFault(_ path: @autoclosure () -> String) -> Bool {
+        guard let faults else { return false }
+        return faults.inject(.openForRead, path()) != nil
+    }
+
     /// The result of an attempt to open a file without blocking.
     enum CachedOpen {
         case opened(Int32)

@@ -1,0 +1,201 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CTierCacheDisk
+import Synchronization
+import TierCache
+
+/// How many entry files every ``DiskTier`` of a process may keep open together: kept files must
+/// not take the descriptors the rest of the process needs, however many tiers it makes.
+package final class KeptFileBudget: Sendable {
+    /// The most files kept at once across the tiers sharing this budget.
+    let limit: Int
+    private let used = Atomic<Int>(0)
+
+    package init(limit: Int) {
+        self.limit = max(0, limit)
+    }
+
+    /// The process's budget: an eighth of its soft open-file limit (128 of Lambda's 1,024).
+    package static let process = KeptFileBudget(limit: openFileLimit() / 8)
+
+    /// Takes one file's share; false when the budget is used up.
+    func take() -> Bool {
+        if used.add(1, ordering: .relaxed).newValue <= limit { return true }
+        used.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    /// Gives back `count` files' shares.
+    func giveBack(_ count: Int) {
+        if count > 0 { used.subtract(count, ordering: .relaxed) }
+    }
+
+    /// Files kept now under this budget (tests).
+    package var inUseForTests: Int { used.load(ordering: .relaxed) }
+
+    /// The process's soft limit on open descriptors.
+    private static func openFileLimit() -> Int {
+        var limit = rlimit()
+        #if canImport(Glibc)
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        #else
+        let resource = RLIMIT_NOFILE
+        #endif
+        guard getrlimit(resource, &limit) == 0 else { return 1024 }
+        return Int(clamping: limit.rlim_cur)
+    }
+}
+
+/// Entry files kept open between reads, a bounded number per process: a read of a kept file is
+/// an `fstat` and a `preadv` on a descriptor the tier holds, where a read by name also opens and
+/// closes the file (``DiskTier/Configuration/keptOpenFiles``).
+///
+/// A kept descriptor still reads the file its name holds as long as that file has a link left:
+/// entry files only ever have one name (a write renames a temporary file onto it), and whatever
+/// changes which file a name holds unlinks the old one, in any process: a write's rename over it,
+/// a removal, an eviction, a sweep, a removed root. So a read whose `fstat` finds `st_nlink > 0`
+/// reads the file the name held at that moment, and one that finds 0 drops the descriptor and
+/// opens the name again. This holds on local file systems only (a network file system does not
+/// see another machine's unlink): ``isLocalFileSystem(_:)`` decides whether a root keeps files.
+///
+/// Slots in stripes chosen by fingerprint, each under its own lock, replaced round-robin when
+/// full or when the process's ``KeptFileBudget`` is used up. A descriptor closes when the last reference to its ``File`` goes: a read in progress
+/// keeps the file it reads open even if another thread drops it meanwhile.
+final class KeptFiles: @unchecked Sendable {
+    /// One open entry file; closed when the last reference goes.
+    final class File: Sendable {
+        let descriptor: Int32
+
+        init(_ descriptor: Int32) { self.descriptor = descriptor }
+
+        deinit { close(descriptor) }
+    }
+
+    private final class Stripe: @unchecked Sendable {
+        let lock = Lock()
+        // Guarded by `lock`: slot i holds files[i] for fingerprints[i]; nil files are free slots.
+        var fingerprints: [Fingerprint]
+        var files: [File?]
+        var hand = 0
+        // Each stripe's object on lines of its own (its reference count is written on every
+        // use): 16 bytes of header, 32 of fields and these 80 make 128.
+        private let padding: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+        init(slots: Int) {
+            fingerprints = Array(repeating: Fingerprint(high: 0, low: 0), count: slots)
+            files = Array(repeating: nil, count: slots)
+        }
+
+        /// The slot holding `fingerprint`'s file, if any (a few slots: a linear scan).
+        func slot(_ fingerprint: Fingerprint) -> Int? {
+            for slot in files.indices where files[slot] != nil && fingerprints[slot] == fingerprint {
+                return slot
+            }
+            return nil
+        }
+    }
+
+    /// The most files kept at once (fewer while other tiers use the shared budget).
+    let capacity: Int
+    private let stripes: [Stripe]
+    private let budget: KeptFileBudget
+
+    /// Keeps at most `capacity` files open (none when it is 0), within `budget`.
+    init(capacity: Int, budget: KeptFileBudget) {
+        let capacity = min(capacity, budget.limit)
+        let stripeCount = max(1, min(16, capacity))
+        let slots = max(0, capacity) / stripeCount
+        self.capacity = slots * stripeCount
+        self.budget = budget
+        stripes = (0..<stripeCount).map { _ in Stripe(slots: slots) }
+    }
+
+    deinit {
+        budget.giveBack(count)
+    }
+
+    @inline(__always)
+    private func stripe(_ fingerprint: Fingerprint) -> Stripe {
+        // Other bits than the recency index's stripes use, so that the two spread independently.
+        stripes[Int(truncatingIfNeeded: (fingerprint.low >> 8) % UInt64(stripes.count))]
+    }
+
+    /// The kept file for `fingerprint`, if any.
+    func file(for fingerprint: Fingerprint) -> File? {
+        guard capacity > 0 else { return nil }
+        let stripe = stripe(fingerprint)
+        return stripe.lock.withLock { stripe.slot(fingerprint).flatMap { stripe.files[$0] } }
+    }
+
+    /// Keeps `file` as `fingerprint`'s, in place of the one kept before; in a free slot if the
+    /// budget allows; else in place of another fingerprint's file (round-robin); else not at all.
+    func keep(_ file: File, for fingerprint: Fingerprint) {
+        guard capacity > 0 else { return }
+        let stripe = stripe(fingerprint)
+        // Released after the lock: the last reference closes its descriptor.
+        let replaced: File? = stripe.lock.withLock {
+            let slot: Int
+            if let existing = stripe.slot(fingerprint) {
+                slot = existing
+            } else if let free = stripe.files.firstIndex(where: { $0 == nil }), budget.take() {
+                slot = free
+            } else if stripe.files.contains(where: { $0 != nil }) {
+                while stripe.files[stripe.hand] == nil { stripe.hand = (stripe.hand + 1) % stripe.files.count }
+                slot = stripe.hand
+                stripe.hand = (stripe.hand + 1) % stripe.files.count
+            } else {
+                return nil  // the budget is other tiers'
+            }
+            let old = stripe.files[slot]
+            stripe.fingerprints[slot] = fingerprint
+            stripe.files[slot] = file
+            return old
+        }
+        _ = replaced
+    }
+
+    /// Stops keeping `fingerprint`'s file; only if it is `file` when one is given (another read
+    /// may have kept a newer one meanwhile). Returns the file dropped, for the caller to release
+    /// where closing it may take a while.
+    @discardableResult
+    func drop(_ fingerprint: Fingerprint, ifItIs file: File? = nil) -> File? {
+        guard capacity > 0 else { return nil }
+        let stripe = stripe(fingerprint)
+        return stripe.lock.withLock {
+            guard let slot = stripe.slot(fingerprint), file == nil || stripe.files[slot] === file else { return nil }
+            let old = stripe.files[slot]
+            stripe.files[slot] = nil
+            budget.giveBack(1)
+            return old
+        }
+    }
+
+    /// How many files are kept now.
+    var count: Int {
+        stripes.reduce(0) { total, stripe in total + stripe.lock.withLock { stripe.files.count { $0 != nil } } }
+    }
+
+    /// Whether the folder `directory` is on a file system where a kept descriptor's link count
+    /// tells whether its file still has its name: local ones. Network and FUSE file systems may
+    /// not see another machine's or the server's unlink, so they keep no files.
+    static func isLocalFileSystem(_ directory: Int32) -> Bool {
+        let type = ctiercachedisk_filesystem_type(directory)
+        // From <linux/magic.h>.
+        let local: Set<Int64> = [
+            0xEF53,  // ext2, ext3, ext4
+            0x0102_1994,  // tmpfs
+            0x5846_5342,  // xfs
+            0x9123_683E,  // btrfs
+            0x794C_7630,  // overlayfs
+            0xF2F5_2010,  // f2fs
+            0x2FC1_2FC1,  // zfs
+            0xCA45_1A4E,  // bcachefs
+        ]
+        return local.contains(type)
+    }
+}

@@ -40,13 +40,68 @@ struct DiskTierKeptFilesTests {
         #expect(tier.statistics.hitsOnKeptFiles == 0, "a first read opens the file by name")
         let kept = tier.keptOpenFileCount
         #expect(kept > 0 && kept <= 16)
-        #expect(openEntryFiles(under: dir.root).count == kept, "each kept file is one descriptor")
-        // Backwards: each slot's file, the last read there, is the first asked for again.
-        for k in keys.reversed() { #expect(try await tier.get(k)?.payload == makeEntry(k, size: 300).payload) }
-        let stats = tier.statistics
-        #expect(stats.hitsOnKeptFiles == kept, "reads of kept files open nothing")
-        #expect(tier.keptOpenFileCount <= 16)
-        #expect(openEntryFiles(under: dir.root).count == tier.keptOpenFileCount)
+        let open = openEntryFiles(under: dir.root)
+        #expect(open.count == kept, "each kept file is one descriptor")
+        let keptKeys = keys.filter { k in open.contains { $0.hasSuffix("/" + k.fingerprint) } }
+        #expect(keptKeys.count == kept)
+        for k in keptKeys { #expect(try await tier.get(k)?.payload == makeEntry(k, size: 300).payload) }
+        #expect(tier.statistics.hitsOnKeptFiles == kept, "reads of kept files open nothing")
+        #expect(openEntryFiles(under: dir.root) == open, "and close nothing")
+    }
+
+    /// Keys whose files share one stripe of kept files when the tier keeps 32 (16 stripes of two
+    /// slots, chosen by bits 8-11 of the fingerprint's low half: `KeptFiles.stripe`).
+    func keysInOneStripe(_ count: Int) throws -> [CacheKey] {
+        var found: [CacheKey] = []
+        var index = 0
+        while found.count < count {
+            let k = try key("s\(index)")
+            if (UInt64(k.fingerprint.suffix(16), radix: 16)! >> 8) % 16 == 0 { found.append(k) }
+            index += 1
+        }
+        return found
+    }
+
+    /// Which of `keys` have their file kept open.
+    func kept(_ keys: [CacheKey], under root: String) -> [CacheKey] {
+        let open = openEntryFiles(under: root)
+        return keys.filter { k in open.contains { $0.hasSuffix("/" + k.fingerprint) } }
+    }
+
+    @Test func aFullStripeLetsInAFileOnItsSecondReadOverOneNotReadLately() async throws {
+        let dir = TemporaryRoot("keptclock")
+        defer { dir.remove() }
+        let tier = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20, keptOpenFiles: 32))
+        let keys = try keysInOneStripe(3)
+        let (p, q, r) = (keys[0], keys[1], keys[2])
+        for k in keys { try await tier.put(makeEntry(k, size: 100)) }
+        _ = try await tier.get(p)
+        _ = try await tier.get(q)
+        #expect(kept(keys, under: dir.root) == [p, q], "free slots take every file")
+        _ = try await tier.get(p)  // p is read again; q is not
+        _ = try await tier.get(r)
+        #expect(kept(keys, under: dir.root) == [p, q], "a full stripe refuses a file's first read")
+        _ = try await tier.get(r)
+        #expect(kept(keys, under: dir.root) == [p, r], "its second read lets it in, over the file not read lately")
+        #expect(tier.statistics.hitsOnKeptFiles == 1)
+    }
+
+    @Test func aScanOverMoreKeysThanSlotsLeavesTheKeptFilesAlone() async throws {
+        let dir = TemporaryRoot("keptscan")
+        defer { dir.remove() }
+        // One slot, two remembered refusals: a scan over three other keys never comes back to a
+        // key before it is forgotten.
+        let tier = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20, keptOpenFiles: 1))
+        let hot = try key("hot")
+        let scanned = try (0..<3).map { try key("scan\($0)") }
+        for k in [hot] + scanned { try await tier.put(makeEntry(k, size: 100)) }
+        _ = try await tier.get(hot)
+        for _ in 0..<5 {
+            for k in scanned { #expect(try await tier.get(k) != nil) }
+        }
+        #expect(kept([hot] + scanned, under: dir.root) == [hot])
+        _ = try await tier.get(hot)
+        #expect(tier.statistics.hitsOnKeptFiles == 1, "the hot file was still kept")
     }
 
     @Test func aKeptFileReplacedOrRemovedByAnotherInstanceIsSeen() async throws {

@@ -31,7 +31,7 @@ public import TierCache
 /// - Opening a root costs the same whatever it holds: nothing is scanned before the first get.
 /// - File I/O that may block runs on a ``BlockingPool``, never on Swift's cooperative threads; a
 ///   read the kernel can serve from its caches without blocking runs on the caller's thread.
-/// - The files of entries read recently stay open (``Configuration/keptOpenFiles``): a read of
+/// - The files of entries read often stay open (``Configuration/keptOpenFiles``): a read of
 ///   one is an `fstat` and a `preadv`, with no `open` or `close`.
 ///
 /// Failures never reach the caller: a write that fails (`ENOSPC`, `EACCES`, `EROFS`, a vanished
@@ -70,11 +70,11 @@ public final class DiskTier: CacheTier {
         /// every read whatever this says).
         public var checksumVerification: ChecksumVerification
         /// How many entry files the tier keeps open between reads; 0 keeps none. A read of a kept
-        /// file makes two system calls (`fstat`, `preadv`) where a read by name makes four. The
-        /// files of the entries read most recently are kept (replaced round-robin), only on local
-        /// file systems (a kept descriptor is trusted while its file still has a link), and every
-        /// tier of the process together keeps at most an eighth of its open-file limit
-        /// (docs/disk-tier.md).
+        /// file makes two system calls (`fstat`, `preadv`) where a read by name makes four. Once
+        /// the slots are full, a file is let in on its second read, over one not read lately.
+        /// Only on local file systems (a kept descriptor is trusted while its file still has a
+        /// link); every tier of the process together keeps at most an eighth of its open-file
+        /// limit (docs/disk-tier.md).
         public var keptOpenFiles: Int
         /// Only files up to this size are kept open. A kept file that another process removes or
         /// replaces keeps its disk space until this process reads that entry again or stops

@@ -63,9 +63,16 @@ package final class KeptFileBudget: Sendable {
 /// opens the name again. This holds on local file systems only (a network file system does not
 /// see another machine's unlink): ``isLocalFileSystem(_:)`` decides whether a root keeps files.
 ///
-/// Slots in stripes chosen by fingerprint, each under its own lock, replaced round-robin when
-/// full or when the process's ``KeptFileBudget`` is used up. A descriptor closes when the last reference to its ``File`` goes: a read in progress
-/// keeps the file it reads open even if another thread drops it meanwhile.
+/// Slots in stripes chosen by fingerprint, each under its own lock. While a stripe has a free
+/// slot (and the process's ``KeptFileBudget`` a share left), every file read is kept. Once it is
+/// full, a file is let in only on its second read among the stripe's recent refusals (a
+/// *doorkeeper* of twice as many fingerprints as slots), and takes the place of a file not read
+/// since the replacement hand last passed it (CLOCK). So a scan over more keys than there are
+/// slots does not churn the kept files, which would cost it an extra `close` of a cold descriptor
+/// per read, and the entries read again and again stay kept.
+///
+/// A descriptor closes when the last reference to its ``File`` goes: a read in progress keeps the
+/// file it reads open even if another thread drops it meanwhile.
 final class KeptFiles: @unchecked Sendable {
     /// One open entry file; closed when the last reference goes.
     final class File: Sendable {
@@ -78,17 +85,24 @@ final class KeptFiles: @unchecked Sendable {
 
     private final class Stripe: @unchecked Sendable {
         let lock = Lock()
-        // Guarded by `lock`: slot i holds files[i] for fingerprints[i]; nil files are free slots.
+        // Guarded by `lock`: slot i holds files[i] for fingerprints[i] (nil: a free slot), and
+        // read[i] says whether it was read since the hand last passed it.
         var fingerprints: [Fingerprint]
         var files: [File?]
+        var read: [Bool]
         var hand = 0
+        // The fingerprints refused last, oldest overwritten first.
+        var refused: [Fingerprint]
+        var nextRefused = 0
         // Each stripe's object on lines of its own (its reference count is written on every
-        // use): 16 bytes of header, 32 of fields and these 80 make 128.
-        private let padding: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        // use): 16 bytes of header, 56 of fields and these 56 make 128.
+        private let padding: (Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0)
 
         init(slots: Int) {
             fingerprints = Array(repeating: Fingerprint(high: 0, low: 0), count: slots)
             files = Array(repeating: nil, count: slots)
+            read = Array(repeating: false, count: slots)
+            refused = Array(repeating: Fingerprint(high: 0, low: 0), count: 2 * slots)
         }
 
         /// The slot holding `fingerprint`'s file, if any (a few slots: a linear scan).
@@ -97,6 +111,29 @@ final class KeptFiles: @unchecked Sendable {
                 return slot
             }
             return nil
+        }
+
+        /// The slot for a file let in over the others (CLOCK): the first one not read since the
+        /// hand last passed it; the hand clears the marks it passes. At least one slot is in use.
+        func victim() -> Int {
+            while files[hand] == nil || read[hand] {
+                read[hand] = false
+                hand = (hand + 1) % files.count
+            }
+            let slot = hand
+            hand = (hand + 1) % files.count
+            return slot
+        }
+
+        /// Whether `fingerprint` was refused lately (and forgets it if so); if not, remembers it.
+        func wasRefused(_ fingerprint: Fingerprint) -> Bool {
+            if let index = refused.firstIndex(of: fingerprint) {
+                refused[index] = Fingerprint(high: 0, low: 0)
+                return true
+            }
+            refused[nextRefused] = fingerprint
+            nextRefused = (nextRefused + 1) % refused.count
+            return false
         }
     }
 
@@ -125,38 +162,44 @@ final class KeptFiles: @unchecked Sendable {
         stripes[Int(truncatingIfNeeded: (fingerprint.low >> 8) % UInt64(stripes.count))]
     }
 
-    /// The kept file for `fingerprint`, if any.
+    /// The kept file for `fingerprint`, if any (marked read, for the replacement hand).
     func file(for fingerprint: Fingerprint) -> File? {
         guard capacity > 0 else { return nil }
         let stripe = stripe(fingerprint)
-        return stripe.lock.withLock { stripe.slot(fingerprint).flatMap { stripe.files[$0] } }
+        return stripe.lock.withLock {
+            guard let slot = stripe.slot(fingerprint) else { return nil }
+            if !stripe.read[slot] { stripe.read[slot] = true }
+            return stripe.files[slot]
+        }
     }
 
-    /// Keeps `file` as `fingerprint`'s, in place of the one kept before; in a free slot if the
-    /// budget allows; else in place of another fingerprint's file (round-robin); else not at all.
-    func keep(_ file: File, for fingerprint: Fingerprint) {
-        guard capacity > 0 else { return }
+    /// Offers `file`, just read by name, as `fingerprint`'s: it replaces the file kept for it
+    /// before, or takes a free slot if the budget allows; otherwise it is let in on its second
+    /// offer among the recent refusals, over a file not read lately. Returns whether it is kept.
+    @discardableResult
+    func keep(_ file: File, for fingerprint: Fingerprint) -> Bool {
+        guard capacity > 0 else { return false }
         let stripe = stripe(fingerprint)
         // Released after the lock: the last reference closes its descriptor.
-        let replaced: File? = stripe.lock.withLock {
+        let (kept, replaced): (Bool, File?) = stripe.lock.withLock {
             let slot: Int
             if let existing = stripe.slot(fingerprint) {
                 slot = existing
             } else if let free = stripe.files.firstIndex(where: { $0 == nil }), budget.take() {
                 slot = free
-            } else if stripe.files.contains(where: { $0 != nil }) {
-                while stripe.files[stripe.hand] == nil { stripe.hand = (stripe.hand + 1) % stripe.files.count }
-                slot = stripe.hand
-                stripe.hand = (stripe.hand + 1) % stripe.files.count
+            } else if stripe.files.contains(where: { $0 != nil }), stripe.wasRefused(fingerprint) {
+                slot = stripe.victim()
             } else {
-                return nil  // the budget is other tiers'
+                return (false, nil)  // refused for now, or the budget is other tiers'
             }
             let old = stripe.files[slot]
             stripe.fingerprints[slot] = fingerprint
             stripe.files[slot] = file
-            return old
+            stripe.read[slot] = false
+            return (true, old)
         }
         _ = replaced
+        return kept
     }
 
     /// Stops keeping `fingerprint`'s file; only if it is `file` when one is given (another read

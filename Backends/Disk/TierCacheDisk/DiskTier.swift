@@ -596,7 +596,7 @@ public final class DiskTier: CacheTier {
     /// `ns` folder, which the tier keeps open: three path components to resolve instead of the
     /// root's whole path. Falls back to the whole path while that folder cannot be opened, and
     /// for good once it was removed (a deleted folder has no links left; a new root may be made
-    /// at the same path). Renaming folders inside a root in use is not supported.
+    /// at the same path). Moving a root in use, or renaming folders inside it, is not supported.
     private func openCached(_ namespace: String, _ fingerprint: Fingerprint) -> FileSystem.CachedOpen {
         var directory = namespaceDirectory.load(ordering: .acquiring)
         if directory == Self.directoryUnopened {
@@ -649,6 +649,11 @@ public final class DiskTier: CacheTier {
             expected: Self.directoryUnopened, desired: opened, ordering: .acquiringAndReleasing)
         if exchanged {
             keepsFiles.store(local, ordering: .relaxed)
+            if configuration.keptOpenFiles > 0, !local {
+                logger.debug("disk tier: root is not on a local file system; no entry file is kept open", metadata: [
+                    "tier": "\(name)", "fileSystemType": "\(String(ctiercachedisk_filesystem_type(opened), radix: 16))",
+                ])
+            }
             return opened
         }
         close(opened)  // another thread opened it first

@@ -225,7 +225,9 @@ final class KeptFiles: @unchecked Sendable {
 
     /// Whether the folder `directory` is on a file system where a kept descriptor's link count
     /// tells whether its file still has its name: local ones. Network and FUSE file systems may
-    /// not see another machine's or the server's unlink, so they keep no files.
+    /// not see another machine's or the server's unlink, and overlayfs reports a lower layer's
+    /// file's own link count, which a rename over its name in the merged folder leaves at 1 (a
+    /// root baked into a container image): those keep no files.
     static func isLocalFileSystem(_ directory: Int32) -> Bool {
         let type = ctiercachedisk_filesystem_type(directory)
         // From <linux/magic.h>.
@@ -234,7 +236,6 @@ final class KeptFiles: @unchecked Sendable {
             0x0102_1994,  // tmpfs
             0x5846_5342,  // xfs
             0x9123_683E,  // btrfs
-            0x794C_7630,  // overlayfs
             0xF2F5_2010,  // f2fs
             0x2FC1_2FC1,  // zfs
             0xCA45_1A4E,  // bcachefs

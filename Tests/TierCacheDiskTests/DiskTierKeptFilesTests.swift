@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Logging
+import MetricsTestKit
 import TierCache
 import TierCacheDisk
 import TierCacheTesting
@@ -229,6 +230,32 @@ struct DiskTierKeptFilesTests {
         for _ in 0..<3 { for k in keys { _ = try await first.get(k) } }
         #expect(first.keptOpenFileCount > before || before == 6)
         #expect(first.keptOpenFileCount <= 6)
+    }
+
+    @Test(arguments: [EMFILE, ENFILE])
+    func runningOutOfDescriptorsLetsGoOfTheKeptFiles(_ code: Int32) async throws {
+        let dir = TemporaryRoot("keptemfile")
+        defer { dir.remove() }
+        let faults = FaultSwitch()
+        let tier = faultyTier(dir.root, faults, TestMetrics())
+        let keys = try (0..<3).map { try key("m\($0)") }
+        for k in keys {
+            try await tier.put(makeEntry(k, size: 100))
+            _ = try await tier.get(k)
+        }
+        #expect(tier.keptOpenFileCount == 3)
+        faults.active.withLock { $0 = (.openForRead, code) }
+        #expect(try await tier.get(try key("absent")) == nil)
+        #expect(tier.statistics.readErrors == 1)
+        #expect(tier.keptOpenFileCount == 0, "a read that ran out of descriptors closed the kept files")
+        #expect(openEntryFiles(under: dir.root).isEmpty)
+        faults.active.withLock { $0 = nil }
+        for k in keys { #expect(try await tier.get(k) != nil) }
+        #expect(tier.keptOpenFileCount == 3, "kept again as reads find them")
+        faults.active.withLock { $0 = (.createTemporary, code) }
+        try await tier.put(makeEntry(try key("w"), size: 100))
+        #expect(tier.statistics.writeErrors == 1)
+        #expect(tier.keptOpenFileCount == 0, "so did a write")
     }
 
     @Test func releasingTheTierClosesItsFiles() async throws {

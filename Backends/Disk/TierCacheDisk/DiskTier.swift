@@ -341,6 +341,7 @@ public final class DiskTier: CacheTier {
                 // No shard folder: nothing to remove.
             } catch {
                 self.logger.warning("disk tier: remove failed", metadata: ["tier": "\(self.name)", "error": "\(error)"])
+                self.releaseKeptFilesIfOutOfDescriptors(error)
             }
         }
     }
@@ -720,6 +721,7 @@ public final class DiskTier: CacheTier {
             if created { _ = try? fileSystem.removeFile(temporary) }
             let failure = error as? IOFailure
             noteWriteError(reason: failure?.reason ?? "error", "write of \(key) skipped: \(error)")
+            releaseKeptFilesIfOutOfDescriptors(error)
             if let failure, failure.errno == ENOSPC || failure.errno == EDQUOT,
                let used = sharedUsage.snapshot()?.bytes, used > 0 {
                 // The file system filled before the budget did: give back a tenth of what the
@@ -949,6 +951,20 @@ public final class DiskTier: CacheTier {
         metrics.readErrors.increment()
         metrics.misses.increment()
         logger.warning("disk tier: read failed, treated as a miss", metadata: ["tier": "\(name)", "error": "\(error)"])
+        releaseKeptFilesIfOutOfDescriptors(error)
+    }
+
+    /// After a call failed for want of descriptors (`EMFILE`, `ENFILE`), lets go of every kept
+    /// file: a cache must not hold what the rest of the process needs. Files are kept again as
+    /// reads find them.
+    private func releaseKeptFilesIfOutOfDescriptors(_ error: any Error) {
+        guard let failure = error as? IOFailure, failure.errno == EMFILE || failure.errno == ENFILE else { return }
+        let released = keptFiles.dropAll()
+        if released > 0 {
+            logger.warning("disk tier: out of file descriptors; closed the kept entry files", metadata: [
+                "tier": "\(name)", "closed": "\(released)",
+            ])
+        }
     }
 
     private func noteCorrupt(path: String, _ st: stat, _ why: String) {

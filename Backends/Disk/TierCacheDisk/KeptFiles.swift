@@ -218,6 +218,22 @@ final class KeptFiles: @unchecked Sendable {
         }
     }
 
+    /// Stops keeping every file; returns how many there were. Each closes once no read is using
+    /// it any more.
+    func dropAll() -> Int {
+        var dropped: [File] = []
+        for stripe in stripes {
+            stripe.lock.withLock {
+                for slot in stripe.files.indices {
+                    if let file = stripe.files[slot] { dropped.append(file) }
+                    stripe.files[slot] = nil
+                }
+            }
+        }
+        budget.giveBack(dropped.count)
+        return dropped.count  // `dropped` goes here, after the locks
+    }
+
     /// How many files are kept now.
     var count: Int {
         stripes.reduce(0) { total, stripe in total + stripe.lock.withLock { stripe.files.count { $0 != nil } } }

@@ -30,6 +30,9 @@ enum Demo {
         var s3Endpoint: String?
         var bucket: String?
         var work = "/tmp/tiercache-demo-\(getpid())"
+        /// A folder named with `--work` is the caller's to look into afterwards; the default one
+        /// is removed at the end.
+        var keepWork = false
     }
 
     static func usage() -> Never {
@@ -52,7 +55,9 @@ enum Demo {
             case "--data": options.data = value
             case "--s3-endpoint": options.s3Endpoint = value
             case "--bucket": options.bucket = value
-            case "--work": options.work = value
+            case "--work":
+                options.work = value
+                options.keepWork = true
             default: usage()
             }
         }
@@ -139,6 +144,7 @@ enum Demo {
         if options.bucket == nil, let ratio = compressionRatio(bucketDir: bucketDir) {
             print("stored state: \(ratio.stored) bytes for \(ratio.raw) bytes serialized: compression ratio \(f(Double(ratio.raw) / Double(ratio.stored)))")
         }
+        if !options.keepWork { removeTree(options.work) }
         exit(hydrated.count == options.runs && full.count == options.runs ? 0 : 1)
     }
 

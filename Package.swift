@@ -4,6 +4,7 @@
 // memory + S3 does not link liblz4. Sections below are grouped by area; add a new module to the
 // section it belongs to.
 
+import CompilerPluginSupport
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -42,13 +43,49 @@ targets += [
     ),
     .testTarget(
         name: "TierCacheTests",
-        dependencies: ["TierCache", "TierCacheTesting"],
+        dependencies: ["TierCache", "TierCacheTesting", "TierCacheMacros"],
         swiftSettings: swiftSettings
     ),
     // Proves that a tier written outside the library plugs in through the public API alone.
     .testTarget(
         name: "ThirdPartyTierTests",
         dependencies: ["TierCache"],
+        swiftSettings: swiftSettings
+    ),
+]
+
+// MARK: Macros
+// @GeneratedBinaryCoding: the binary serializer's coding generated at compile time. A product of
+// its own, so that only packages that use it build swift-syntax (a package that depends on
+// TierCache alone resolves swift-syntax but never compiles it).
+products += [
+    .library(name: "TierCacheMacros", targets: ["TierCacheMacros"]),
+]
+targets += [
+    .macro(
+        name: "TierCacheMacrosPlugin",
+        dependencies: [
+            .product(name: "SwiftCompilerPlugin", package: "swift-syntax"),
+            .product(name: "SwiftDiagnostics", package: "swift-syntax"),
+            .product(name: "SwiftSyntax", package: "swift-syntax"),
+            .product(name: "SwiftSyntaxBuilder", package: "swift-syntax"),
+            .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .target(
+        name: "TierCacheMacros",
+        dependencies: ["TierCache", "TierCacheMacrosPlugin"],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "TierCacheMacrosTests",
+        dependencies: [
+            "TierCacheMacrosPlugin",
+            .product(name: "SwiftSyntax", package: "swift-syntax"),
+            .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+            .product(name: "SwiftSyntaxMacrosGenericTestSupport", package: "swift-syntax"),
+        ],
         swiftSettings: swiftSettings
     ),
 ]
@@ -329,6 +366,7 @@ targets += [
             "TierCacheDisk",
             "TierCacheS3",
             "TierCacheTesting",
+            "TierCacheMacros",
         ],
         swiftSettings: swiftSettings
     ),
@@ -346,6 +384,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        // Matches the Swift 6.3 toolchain (swift-syntax majors follow compiler releases).
+        .package(url: "https://github.com/swiftlang/swift-syntax.git", "603.0.1"..<"604.0.0"),
     ],
     targets: targets,
     swiftLanguageModes: [.v6]

@@ -1,12 +1,18 @@
 // A Codable model of bench-data/endpoints.json (botocore's endpoint table): partitions ->
 // regions and services -> endpoints -> variants. Every field the file uses is modelled, so
 // decoding the real file with JSONDecoder and re-encoding it loses nothing the model names.
+// @GeneratedBinaryCoding gives every type compile-time binary coding (the bench compares it
+// against the Codable path with `usesGeneratedCode: false`).
 
+import TierCacheMacros
+
+@GeneratedBinaryCoding
 struct EndpointsDocument: Codable, Equatable, Sendable {
     var partitions: [Partition]
     var version: Int
 }
 
+@GeneratedBinaryCoding
 struct Partition: Codable, Equatable, Sendable {
     var defaults: EndpointProperties
     var dnsSuffix: String
@@ -17,10 +23,12 @@ struct Partition: Codable, Equatable, Sendable {
     var services: [String: Service]
 }
 
+@GeneratedBinaryCoding
 struct RegionInfo: Codable, Equatable, Sendable {
     var description: String
 }
 
+@GeneratedBinaryCoding
 struct Service: Codable, Equatable, Sendable {
     var defaults: EndpointProperties?
     var endpoints: [String: EndpointProperties]
@@ -29,6 +37,7 @@ struct Service: Codable, Equatable, Sendable {
 }
 
 /// An endpoint, or the defaults of a service or partition (the same fields).
+@GeneratedBinaryCoding
 struct EndpointProperties: Codable, Equatable, Sendable {
     var credentialScope: CredentialScope?
     var deprecated: Bool?
@@ -40,11 +49,13 @@ struct EndpointProperties: Codable, Equatable, Sendable {
     var variants: [EndpointVariant]?
 }
 
+@GeneratedBinaryCoding
 struct CredentialScope: Codable, Equatable, Sendable {
     var region: String?
     var service: String?
 }
 
+@GeneratedBinaryCoding
 struct EndpointVariant: Codable, Equatable, Sendable {
     var dnsSuffix: String?
     var hostname: String?

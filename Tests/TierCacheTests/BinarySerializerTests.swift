@@ -532,7 +532,7 @@ private let decoders: [@Sendable ([UInt8]) throws -> Void] = [
 ]
 
 /// A two-partition slice of the endpoints model with every optional both set and unset.
-private func smallEndpointsDocument() -> EndpointsDocument {
+func smallEndpointsDocument() -> EndpointsDocument {
     let variant = EndpointVariant(dnsSuffix: "api.aws", hostname: "{service}.{region}.{dnsSuffix}", tags: ["dualstack"])
     let defaults = EndpointProperties(credentialScope: nil, deprecated: nil, dnsSuffix: nil, hostname: "{service}.{region}",
                                       protocols: ["https"], signatureVersions: ["v4"], sslCommonName: nil, variants: [variant])
@@ -549,7 +549,7 @@ private func smallEndpointsDocument() -> EndpointsDocument {
 }
 
 
-private func repositoryRoot() -> String {
+func repositoryRoot() -> String {
     var path = #filePath
     for _ in 0..<3 { path = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]) }
     return path

@@ -10,7 +10,7 @@ public import Foundation
 
 extension String: GeneratedBinaryCoding {
     @inlinable public func encodeBinary(to writer: inout BinarySerializer.Writer) { writer.writeString(self) }
-    @inlinable public init(binaryFrom reader: inout BinarySerializer.Reader) throws(TierCacheError) { self = try reader.readString() }
+    @inlinable @inline(__always) public init(binaryFrom reader: inout BinarySerializer.Reader) throws(TierCacheError) { self = try reader.readString() }
 }
 
 extension Bool: GeneratedBinaryCoding {
@@ -150,23 +150,23 @@ extension Optional: GeneratedBinaryCoding where Wrapped: GeneratedBinaryCoding {
             writer.writeByte(0)
         case .some(let wrapped):
             writer.writeByte(1)
-            wrapped.encodeBinary(to: &writer)
+            writer.encode(wrapped)
         }
     }
 
     /// An optional as a value (an array element, a dictionary value, the inner level of `T??`).
-    @inlinable
+    @inlinable @inline(__always)
     public init(binaryFrom reader: inout BinarySerializer.Reader) throws(TierCacheError) {
         try reader.descend()
-        self = try reader.readPresence() ? try Wrapped(binaryFrom: &reader) : nil
+        self = try reader.readPresence() ? try reader.decode(Wrapped.self) : nil
         reader.ascend()
     }
 
     /// An optional field (`decodeIfPresent`): `nil` when the struct's bytes end before it.
-    @inlinable
+    @inlinable @inline(__always)
     public static func decodeBinaryField(from reader: inout BinarySerializer.Reader, named name: StaticString) throws(TierCacheError) -> Self {
         guard reader.cursor < reader.limit else { return nil }
-        return try reader.readPresence() ? try Wrapped(binaryFrom: &reader) : nil
+        return try reader.readPresence() ? try reader.decode(Wrapped.self) : nil
     }
 }
 
@@ -178,7 +178,7 @@ extension Array: GeneratedBinaryCoding where Element: GeneratedBinaryCoding {
         if Element.self == UInt8.self {
             writer.bytes.append(contentsOf: unsafeBitCast(self, to: [UInt8].self))
         } else {
-            for element in self { element.encodeBinary(to: &writer) }
+            for element in self { writer.encode(element) }
         }
     }
 
@@ -191,7 +191,7 @@ extension Array: GeneratedBinaryCoding where Element: GeneratedBinaryCoding {
         } else {
             var result: [Element] = []
             result.reserveCapacity(Swift.min(count, BinarySerializer.Reader.maximumReservation))
-            for _ in 0..<count { result.append(try Element(binaryFrom: &reader)) }
+            for _ in 0..<count { result.append(try reader.decode(Element.self)) }
             self = result
         }
         reader.ascend()
@@ -203,7 +203,7 @@ extension Set: GeneratedBinaryCoding where Element: GeneratedBinaryCoding {
     @inlinable
     public func encodeBinary(to writer: inout BinarySerializer.Writer) {
         writer.writeVarint(UInt64(count))
-        for element in self { element.encodeBinary(to: &writer) }
+        for element in self { writer.encode(element) }
     }
 
     @inlinable
@@ -211,7 +211,7 @@ extension Set: GeneratedBinaryCoding where Element: GeneratedBinaryCoding {
         try reader.descend()
         let count = try reader.readCount()
         var result = Set<Element>()
-        for _ in 0..<count { result.insert(try Element(binaryFrom: &reader)) }
+        for _ in 0..<count { result.insert(try reader.decode(Element.self)) }
         self = result
         reader.ascend()
     }
@@ -223,8 +223,8 @@ extension Dictionary: GeneratedBinaryCoding where Key: GeneratedBinaryCoding, Va
     public func encodeBinary(to writer: inout BinarySerializer.Writer) {
         writer.writeVarint(UInt64(count))
         for (key, value) in self {
-            key.encodeBinary(to: &writer)
-            value.encodeBinary(to: &writer)
+            writer.encode(key)
+            writer.encode(value)
         }
     }
 
@@ -236,8 +236,9 @@ extension Dictionary: GeneratedBinaryCoding where Key: GeneratedBinaryCoding, Va
         var result: [Key: Value] = [:]
         result.reserveCapacity(Swift.min(count, BinarySerializer.Reader.maximumReservation))
         for _ in 0..<count {
-            let key = try Key(binaryFrom: &reader)
-            result[key] = try Value(binaryFrom: &reader)
+            let key = try reader.decode(Key.self)
+            // `updateValue` takes the value by move; the subscript would copy it into an Optional.
+            result.updateValue(try reader.decode(Value.self), forKey: key)
         }
         self = result
         reader.ascend()

@@ -32,10 +32,10 @@ public protocol GeneratedBinaryCoding {
 
 extension GeneratedBinaryCoding {
     /// A required field: there must be bytes left in the struct.
-    @inlinable
+    @inlinable @inline(__always)
     public static func decodeBinaryField(from reader: inout BinarySerializer.Reader, named name: StaticString) throws(TierCacheError) -> Self {
         guard reader.cursor < reader.limit else { throw reader.missingField(name) }
-        return try Self(binaryFrom: &reader)
+        return try reader.decode(Self.self)
     }
 }
 
@@ -53,18 +53,18 @@ extension BinarySerializer {
             bytes.reserveCapacity(256)
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func writeByte(_ byte: UInt8) {
             bytes.append(byte)
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func writeBool(_ value: Bool) {
             bytes.append(value ? 1 : 0)
         }
 
         /// Unsigned LEB128.
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func writeVarint(_ value: UInt64) {
             if value < 0x80 {
                 bytes.append(UInt8(truncatingIfNeeded: value))
@@ -84,7 +84,7 @@ extension BinarySerializer {
         }
 
         /// Zigzag, then LEB128.
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func writeSigned(_ value: Int64) {
             writeVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
         }
@@ -102,18 +102,18 @@ extension BinarySerializer {
             writeVarint128(UInt128(bitPattern: (value << 1) ^ (value >> 127)))
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func writeFixed64(_ value: UInt64) {
             withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func writeFixed32(_ value: UInt32) {
             withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
         }
 
         /// Length in UTF-8 bytes, then the UTF-8.
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func writeString(_ string: String) {
             var string = string
             string.withUTF8 { utf8 in
@@ -132,14 +132,19 @@ extension BinarySerializer {
             }
         }
 
-        /// Appends any value with generated coding.
-        @inlinable
+        /// Appends any value with generated coding (the commonest leaf types in line, as
+        /// ``Reader/decode(_:)`` reads them).
+        @inlinable @inline(__always)
         public mutating func encode<T: GeneratedBinaryCoding>(_ value: T) {
+            if T.self == String.self { return writeString(unsafeBitCast(value, to: String.self)) }
+            if T.self == Int.self { return writeSigned(Int64(unsafeBitCast(value, to: Int.self))) }
+            if T.self == Bool.self { return writeBool(unsafeBitCast(value, to: Bool.self)) }
+            if T.self == Double.self { return writeFixed64(unsafeBitCast(value, to: Double.self).bitPattern) }
             value.encodeBinary(to: &self)
         }
 
         /// Opens a struct's body: a one-byte placeholder for its byte length. Returns where it is.
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func beginStruct() -> Int {
             let header = bytes.count
             bytes.append(0)
@@ -148,7 +153,7 @@ extension BinarySerializer {
 
         /// Closes a struct's body, writing its byte length into the placeholder (widened in place
         /// when the body passed 127 bytes).
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func endStruct(_ header: Int) {
             let length = bytes.count - header - 1
             if length < 0x80 {
@@ -187,7 +192,7 @@ extension BinarySerializer {
         }
 
         /// Closes what ``beginEnumCase(_:)`` opened, innermost first.
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func endEnumCase(_ headers: EnumCaseHeaders) {
             endStruct(headers.values)
             endStruct(headers.entry)
@@ -256,7 +261,7 @@ extension BinarySerializer {
         @inlinable
         var remaining: Int { limit - cursor }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func readByte() throws(TierCacheError) -> UInt8 {
             guard cursor < limit else { throw endOfInput() }
             let byte = base[cursor]
@@ -264,7 +269,7 @@ extension BinarySerializer {
             return byte
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func readVarint() throws(TierCacheError) -> UInt64 {
             guard cursor < limit else { throw endOfInput() }
             let first = base[cursor]
@@ -302,7 +307,7 @@ extension BinarySerializer {
             }
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func readSigned() throws(TierCacheError) -> Int64 {
             let raw = try readVarint()
             return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
@@ -313,14 +318,14 @@ extension BinarySerializer {
             return Int128(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func readInt<T: FixedWidthInteger & SignedInteger>(_: T.Type) throws(TierCacheError) -> T {
             let value = try readSigned()
             guard let result = T(exactly: value) else { throw doesNotFit(value, T.self) }
             return result
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func readUInt<T: FixedWidthInteger & UnsignedInteger>(_: T.Type) throws(TierCacheError) -> T {
             let value = try readVarint()
             guard let result = T(exactly: value) else { throw doesNotFit(value, T.self) }
@@ -332,7 +337,7 @@ extension BinarySerializer {
             malformed("integer \(value) does not fit \(type)")
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func readFixed64() throws(TierCacheError) -> UInt64 {
             guard remaining >= 8 else { throw endOfInput() }
             let value = UnsafeRawPointer(base + cursor).loadUnaligned(as: UInt64.self)
@@ -340,7 +345,7 @@ extension BinarySerializer {
             return UInt64(littleEndian: value)
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func readFixed32() throws(TierCacheError) -> UInt32 {
             guard remaining >= 4 else { throw endOfInput() }
             let value = UnsafeRawPointer(base + cursor).loadUnaligned(as: UInt32.self)
@@ -348,7 +353,7 @@ extension BinarySerializer {
             return UInt32(littleEndian: value)
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func readBool() throws(TierCacheError) -> Bool {
             switch try readByte() {
             case 0: return false
@@ -358,7 +363,7 @@ extension BinarySerializer {
         }
 
         /// A presence byte: 0 absent, 1 present.
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func readPresence() throws(TierCacheError) -> Bool {
             switch try readByte() {
             case 0: return false
@@ -369,10 +374,12 @@ extension BinarySerializer {
 
         /// A count or length, checked against the bytes that remain (at `minimumBytesEach` per
         /// item) before anyone allocates from it.
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func readCount(minimumBytesEach: Int = 1) throws(TierCacheError) -> Int {
             let value = try readVarint()
-            guard value <= UInt64(remaining / minimumBytesEach) else { throw countTooLarge(value) }
+            // The common case (one byte per item) without a division.
+            let most = minimumBytesEach == 1 ? remaining : remaining / minimumBytesEach
+            guard value <= UInt64(most) else { throw countTooLarge(value) }
             return Int(value)
         }
 
@@ -381,7 +388,7 @@ extension BinarySerializer {
             malformed("count \(value) exceeds the \(remaining) bytes that remain")
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func readString() throws(TierCacheError) -> String {
             let length = try readCount()
             let utf8 = UnsafeBufferPointer(start: base + cursor, count: length)
@@ -445,7 +452,7 @@ extension BinarySerializer {
 
         /// One level deeper: every value the `Codable` decoder reaches through a container, an
         /// optional or a collection counts, so both paths refuse the same depth.
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func descend() throws(TierCacheError) {
             depth += 1
             guard depth <= maximumDepth else {
@@ -454,7 +461,7 @@ extension BinarySerializer {
             }
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func ascend() {
             depth -= 1
         }
@@ -466,13 +473,13 @@ extension BinarySerializer {
 
         /// Opens a struct's body: one level deeper, then its byte length, which becomes the limit.
         /// Returns the limit to restore.
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func beginStruct() throws(TierCacheError) -> Int {
             try descend()
             return try beginContainer()
         }
 
-        @inlinable
+        @inlinable @inline(__always)
         mutating func beginContainer() throws(TierCacheError) -> Int {
             let length = try readCount()
             let parentLimit = limit
@@ -482,7 +489,7 @@ extension BinarySerializer {
 
         /// Closes a struct's body, skipping whatever fields the reader did not read (written by a
         /// newer version of the type).
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func endStruct(_ parentLimit: Int) {
             cursor = limit
             limit = parentLimit
@@ -550,7 +557,7 @@ extension BinarySerializer {
         }
 
         /// Leaves an enum value: after all of its entries, in its parent's bounds.
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func endEnumCase(_ headers: EnumCaseLimits) {
             cursor = headers.entriesEnd
             limit = headers.parentLimit
@@ -579,15 +586,22 @@ extension BinarySerializer {
         }
 
         /// A value of any type with generated coding.
-        @inlinable
+        ///
+        /// The commonest leaf types are read in line: once specialized, the comparisons fold away,
+        /// where a call through the protocol across modules would not be inlined.
+        @inlinable @inline(__always)
         public mutating func decode<T: GeneratedBinaryCoding>(_: T.Type = T.self) throws(TierCacheError) -> T {
-            try T(binaryFrom: &self)
+            if T.self == String.self { return unsafeBitCast(try readString(), to: T.self) }
+            if T.self == Int.self { return unsafeBitCast(try readInt(Int.self), to: T.self) }
+            if T.self == Bool.self { return unsafeBitCast(try readBool(), to: T.self) }
+            if T.self == Double.self { return unsafeBitCast(Double(bitPattern: try readFixed64()), to: T.self) }
+            return try T(binaryFrom: &self)
         }
 
         /// A struct's field or an enum case's associated value (see
         /// ``GeneratedBinaryCoding/decodeBinaryField(from:named:)``); its type is inferred from
         /// the property it is assigned to.
-        @inlinable
+        @inlinable @inline(__always)
         public mutating func decodeField<T: GeneratedBinaryCoding>(named name: StaticString) throws(TierCacheError) -> T {
             try T.decodeBinaryField(from: &self, named: name)
         }

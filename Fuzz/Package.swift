@@ -25,6 +25,8 @@ let package = Package(
     targets: [
         .target(name: "FuzzSupport", path: "Sources/support", swiftSettings: swiftSettings),
         fuzzTarget("envelope", [.product(name: "TierCache", package: "swift-tiercache")]),
+        // Uses @GeneratedBinaryCoding through the root package's macro plug-in, built without the
+        // fuzzer flags and loaded by scripts/fuzz.sh (Sources/binary/Macro.swift says why).
         fuzzTarget("binary", [.product(name: "TierCache", package: "swift-tiercache")]),
         fuzzTarget("zstd", [
             .product(name: "TierCache", package: "swift-tiercache"),

@@ -24,9 +24,18 @@ scratch="$root/.build-fuzz"
 # -enable-testing: the targets `@testable import` internal parsers (S3 XML, Runtime API).
 # -parse-as-library: no top-level code; libFuzzer supplies main.
 # One product at a time: each links libFuzzer's main (and fuzz-seeds is not a fuzz target).
+# The binary target uses @GeneratedBinaryCoding: its plug-in is built by the root package with the
+# ordinary flags (the fuzzer flags would reach it too, and it does not link with them) and loaded
+# explicitly (Fuzz/Sources/binary/Macro.swift).
+plugin=()
+if [[ " ${targets[*]} " == *" binary "* ]]; then
+    swift build --target TierCacheMacrosPlugin >/dev/null 2>&1 \
+        || { swift build --target TierCacheMacrosPlugin 2>&1 | grep -E "error:" >&2; exit 1; }
+    plugin=(-Xswiftc -load-plugin-executable -Xswiftc "$root/.build/debug/TierCacheMacrosPlugin-tool#TierCacheMacrosPlugin")
+fi
 for t in "${targets[@]}"; do
     [[ " ${all[*]} " == *" $t "* ]] || { echo "fuzz.sh: no target '$t' (one of: ${all[*]})" >&2; exit 2; }
-    log=$(swift build --package-path Fuzz --scratch-path "$scratch" --product "fuzz-$t" \
+    log=$(swift build --package-path Fuzz --scratch-path "$scratch" --product "fuzz-$t" "${plugin[@]}" \
         -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -enable-testing 2>&1) \
         || { echo "$log" | grep -E "error:" >&2; exit 1; }
     if echo "$log" | grep -E "warning: .*$root/Fuzz/"; then echo "fuzz.sh: warnings in Fuzz/ (above)" >&2; exit 1; fi

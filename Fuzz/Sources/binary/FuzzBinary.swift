@@ -3,8 +3,13 @@ import TierCache
 
 /// A shape that reaches every container kind of the binary format: keyed, unkeyed, single
 /// value, nested, optionals, enums, strings, dictionaries, sets, class inheritance (super).
+/// `Shape` and its enums have generated coding (@GeneratedBinaryCoding): every input is decoded
+/// by the generated code and by the Codable path, which must agree.
+@GeneratedBinaryCoding
 struct Shape: Codable, Equatable {
+    @GeneratedBinaryCoding
     enum Kind: String, Codable { case a, b, c }
+    @GeneratedBinaryCoding
     enum Payload: Codable, Equatable { case none, int(Int64), text(String), list([UInt8]) }
     var id: Int
     var flag: Bool
@@ -37,28 +42,59 @@ final class Derived: Base {
     }
 }
 
-/// Binary deserializer: arbitrary bytes decode or throw, never trap or over-allocate; whatever
-/// decodes re-encodes and decodes to an equal value.
+let generated = BinarySerializer(configuration: .init(maximumDepth: 64))
+let codable = BinarySerializer(configuration: .init(maximumDepth: 64, usesGeneratedCode: false))
+let shallowGenerated = BinarySerializer(configuration: .init(maximumDepth: 4))
+let shallowCodable = BinarySerializer(configuration: .init(maximumDepth: 4, usesGeneratedCode: false))
+
+/// Binary deserializer: arbitrary bytes decode or throw, never trap or over-allocate; the
+/// generated code and the Codable path decode the same values from the same bytes or both throw;
+/// whatever decodes re-encodes to the same bytes on both paths and decodes to an equal value.
 func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let bytes = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    let serializer = BinarySerializer(configuration: .init(maximumDepth: 64))
-    switch data[0] % 4 {
+    // NaN is not equal to itself; compare the bit patterns for it.
+    let sameShape = { (a: Shape, b: Shape) in a == b || (a.ratio.isNaN && b.ratio.isNaN) }
+    switch data[0] % 5 {
     case 0:
-        guard let value = try? serializer.decode(Shape.self, from: bytes) else { return 0 }
-        do {
-            let again = try serializer.decode(Shape.self, from: serializer.encode(value))
-            // NaN is not equal to itself; compare the bit patterns for it.
-            precondition(again == value || (value.ratio.isNaN && again.ratio.isNaN), "binary round trip changed the value")
-        } catch { preconditionFailure("re-encoded value does not decode: \(error)") }
+        agree(Shape.self, bytes, generated, codable, same: sameShape)
     case 1:
-        _ = try? serializer.decode([String: [Int?]].self, from: bytes)
+        agree([String: [Int?]].self, bytes, generated, codable, same: ==)
     case 2:
-        _ = try? serializer.decode(Derived.self, from: bytes)
+        // Class inheritance has no generated coding: the Codable path alone.
+        _ = try? generated.decode(Derived.self, from: bytes)
+    case 3:
+        agree([Shape.Payload].self, bytes, generated, codable, same: ==)
     default:
-        _ = try? serializer.decode([Shape.Payload].self, from: bytes)
+        // The same nesting limit refuses the same inputs on both paths.
+        agree(Shape.self, bytes, shallowGenerated, shallowCodable, same: sameShape)
     }
     return 0
+}
+
+func agree<T: Codable>(_: T.Type, _ bytes: [UInt8], _ fast: BinarySerializer, _ slow: BinarySerializer,
+                       same: (T, T) -> Bool) {
+    // Without the macro's expansion both serializers would take the Codable path.
+    precondition(T.self is any GeneratedBinaryCoding.Type, "\(T.self) has no generated coding")
+    let fastResult = Result { () throws(TierCacheError) -> T in try fast.decode(T.self, from: bytes) }
+    let slowResult = Result { () throws(TierCacheError) -> T in try slow.decode(T.self, from: bytes) }
+    switch (fastResult, slowResult) {
+    case (.success(let value), .success(let other)):
+        precondition(same(value, other), "the generated code and the Codable path decoded different values")
+        do {
+            let again = try fast.encode(value)
+            let slowBytes = try slow.encode(value)
+            precondition(again == slowBytes, "the generated code and the Codable path wrote different bytes")
+            let back = try fast.decode(T.self, from: again)
+            precondition(same(back, value), "binary round trip changed the value")
+        } catch { preconditionFailure("re-encoded value does not decode: \(error)") }
+    case (.failure(let error), .failure(let other)):
+        precondition(error.code == .serialization && other.code == .serialization, "an error of the wrong code")
+    case (.success, .failure(let error)):
+        preconditionFailure("only the Codable path threw: \(error)")
+    case (.failure(let error), .success):
+        preconditionFailure("only the generated code threw: \(error)")
+    }
 }
 
 // MARK: Seeds
@@ -84,6 +120,7 @@ func writeSeeds() throws {
     writeSeed("dictionary", [1] + (try serializer.encode(["k": [1, nil, 3]] as [String: [Int?]])))
     writeSeed("derived", [2] + (try serializer.encode(derived)))
     writeSeed("payloads", [3] + (try serializer.encode([Shape.Payload.none, .int(5), .text("t"), .list([1])])))
+    writeSeed("shape-shallow", [4] + (try serializer.encode(tree)))
 }
 
 // MARK: libFuzzer entry point (FuzzSupport does the rest)

@@ -26,6 +26,14 @@ for name in "${names[@]}"; do
         echo "build-examples: $name has warnings (above)" >&2
         exit 1
     fi
+    # The macro product alone builds swift-syntax: an example that does not use it resolves the
+    # package (SwiftPM resolves every dependency, and plans a build folder for each of its
+    # modules) but must not compile any of it.
+    if ! grep -q TierCacheMacros "$dir/Package.swift" \
+        && [[ -n $(find "$dir/.build/debug/" -path '*SwiftSyntax*' \( -name '*.o' -o -name '*.swiftmodule' \) -print -quit) ]]; then
+        echo "build-examples: $name compiled swift-syntax without using TierCacheMacros" >&2
+        exit 1
+    fi
     rm -f "$log"
 done
 echo "build-examples: built ${#names[@]} example(s)"

@@ -307,44 +307,68 @@ public final class S3Client: Sendable {
         }
     }
 
-    /// PutBucketLifecycleConfiguration: replaces the bucket's lifecycle rules with `rules`.
-    /// - Throws: ``S3Error``.
-    public func putBucketLifecycle(bucket: String, rules: [S3LifecycleRule], deadline: ContinuousClock.Instant? = nil)
-        async throws(S3Error)
+    /// GetBucketLifecycleConfiguration: the bucket's rules, each kept as the XML S3 returned
+    /// (see ``S3LifecycleConfiguration``); a bucket without a configuration gives no rules.
+    /// - Throws: ``S3Error``; ``S3Error/Code/malformedResponse`` when the answer cannot be read.
+    public func getBucketLifecycleConfiguration(bucket: String, deadline: ContinuousClock.Instant? = nil)
+        async throws(S3Error) -> S3LifecycleConfiguration
     {
-        var xml = "<LifecycleConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-        for rule in rules {
-            xml += "<Rule><ID>\(xmlEscape(rule.id))</ID><Filter><Prefix>\(xmlEscape(rule.prefix))</Prefix></Filter>"
-            xml += "<Status>\(rule.isEnabled ? "Enabled" : "Disabled")</Status>"
-            xml += "<Expiration><Days>\(rule.expirationDays)</Days></Expiration></Rule>"
-        }
-        xml += "</LifecycleConfiguration>"
-        let body = Array(xml.utf8)
-        _ = try await send(.put, bucket: bucket, key: nil, query: [("lifecycle", "")],
-                           headers: [("Content-Type", "application/xml"),
-                                     ("Content-MD5", Self.base64(Array(Insecure.MD5.hash(data: body))))],
-                           body: body, payload: .bytes(body), op: "putLifecycle", deadline: deadline)
-    }
-
-    /// GetBucketLifecycleConfiguration: the bucket's expiration rules (rules with other actions
-    /// are returned with what could be read; a bucket without a configuration gives `[]`).
-    /// - Throws: ``S3Error``.
-    public func getBucketLifecycle(bucket: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> [S3LifecycleRule] {
         let response: HTTPResponse
         do {
             response = try await send(.get, bucket: bucket, key: nil, query: [("lifecycle", "")], op: "getLifecycle",
                                       deadline: deadline)
         } catch where error.code == .noSuchLifecycleConfiguration {
-            return []
+            return S3LifecycleConfiguration()
         }
-        guard let root = XMLElement.parse(response.body), root.name == "LifecycleConfiguration" else {
-            throw S3Error(.malformedResponse, "lifecycle answer is not a LifecycleConfiguration", status: response.status)
+        return try S3LifecycleConfiguration.parse(
+            response.body, transitionDefaultMinimumObjectSize: response.headers[Self.transitionDefaultHeader],
+            status: response.status)
+    }
+
+    /// PutBucketLifecycleConfiguration: makes `configuration` the bucket's lifecycle, sending
+    /// every rule's XML as it is; with no rules, DeleteBucketLifecycle (S3 accepts no empty
+    /// configuration). S3 has no conditional write for lifecycles: read, change and write from
+    /// one place (a deploy step), not from many processes at once.
+    /// - Throws: ``S3Error``.
+    public func putBucketLifecycleConfiguration(bucket: String, _ configuration: S3LifecycleConfiguration,
+                                                deadline: ContinuousClock.Instant? = nil) async throws(S3Error)
+    {
+        guard !configuration.rules.isEmpty else {
+            try await deleteBucketLifecycle(bucket: bucket, deadline: deadline)
+            return
         }
-        return root.children("Rule").map { rule in
-            let prefix = rule.child("Filter")?["Prefix"] ?? rule.child("Filter")?.child("And")?["Prefix"] ?? rule["Prefix"] ?? ""
-            return S3LifecycleRule(id: rule["ID"] ?? "", prefix: prefix,
-                                   expirationDays: Int(rule.child("Expiration")?["Days"] ?? "") ?? 0,
-                                   isEnabled: rule["Status"] == "Enabled")
+        let body = Array(configuration.xml.utf8)
+        var headers = [("Content-Type", "application/xml"), ("Content-MD5", Self.base64(Array(Insecure.MD5.hash(data: body))))]
+        if let size = configuration.transitionDefaultMinimumObjectSize { headers.append((Self.transitionDefaultHeader, size)) }
+        _ = try await send(.put, bucket: bucket, key: nil, query: [("lifecycle", "")], headers: headers,
+                           body: body, payload: .bytes(body), op: "putLifecycle", deadline: deadline)
+    }
+
+    /// DeleteBucketLifecycle: removes every lifecycle rule of the bucket.
+    /// - Throws: ``S3Error``.
+    public func deleteBucketLifecycle(bucket: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) {
+        _ = try await send(.delete, bucket: bucket, key: nil, query: [("lifecycle", "")], op: "deleteLifecycle",
+                           deadline: deadline)
+    }
+
+    static let transitionDefaultHeader = "x-amz-transition-default-minimum-object-size"
+
+    /// Replaces the bucket's lifecycle with expiration rules built from `rules`, dropping every
+    /// rule already there.
+    @available(*, deprecated, message: "drops the bucket's other rules; use getBucketLifecycleConfiguration, replacing(_:) and putBucketLifecycleConfiguration")
+    public func putBucketLifecycle(bucket: String, rules: [S3LifecycleRule], deadline: ContinuousClock.Instant? = nil)
+        async throws(S3Error)
+    {
+        try await putBucketLifecycleConfiguration(
+            bucket: bucket, S3LifecycleConfiguration(rules: rules.map(S3LifecycleConfiguration.Rule.init)), deadline: deadline)
+    }
+
+    /// The bucket's rules read as prefix + expiration days (a rule that filters on more than a
+    /// prefix, or does not expire after days, reads as prefix `""` or 0 days).
+    @available(*, deprecated, message: "loses every filter and action but prefix and days; use getBucketLifecycleConfiguration")
+    public func getBucketLifecycle(bucket: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> [S3LifecycleRule] {
+        try await getBucketLifecycleConfiguration(bucket: bucket, deadline: deadline).rules.map {
+            S3LifecycleRule(id: $0.id, prefix: $0.prefix ?? "", expirationDays: $0.expirationDays ?? 0, isEnabled: $0.isEnabled)
         }
     }
 

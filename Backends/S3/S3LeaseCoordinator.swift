@@ -38,7 +38,7 @@ public import TierCache
 /// Expiry compares the lease's expiry (the holder's wall clock) with this process's wall clock
 /// plus ``Configuration/clockSkewTolerance``; docs/stampede.md discusses the assumption.
 /// Lease objects live under the tier's prefix, so the tier's lifecycle rule
-/// (``S3Tier/applyExpirationLifecycle(days:)``) expires leftover leases as well.
+/// (``S3Tier/applyExpirationLifecycle(days:dryRun:)``) expires leftover leases as well.
 public final class S3LeaseCoordinator: LoadCoordinator {
     /// Lease settings; every one has a default.
     public struct Configuration: Sendable {

@@ -81,6 +81,7 @@ public final class LoopbackHTTPServer: Sendable {
             case delay(Duration)
             case truncateBody(keeping: Int)
             case status(Int)
+            case loseAnswer
         }
 
         let kind: Kind
@@ -99,6 +100,10 @@ public final class LoopbackHTTPServer: Sendable {
         public static func truncateBody(keeping: Int) -> Fault { Fault(kind: .truncateBody(keeping: keeping)) }
         /// Answers with this status and a short text body without calling the handler.
         public static func status(_ code: Int) -> Fault { Fault(kind: .status(code)) }
+        /// Calls the handler, so the request takes effect (a ``FaultProxy`` forwards it upstream),
+        /// then resets the connection instead of answering: the client cannot tell whether its
+        /// request was applied, as when an answer is lost on the way back.
+        public static let loseAnswer = Fault(kind: .loseAnswer)
 
         /// The fault's kind and parameters, for test output.
         public var description: String { "\(kind)" }
@@ -458,6 +463,10 @@ private final class ServerState: @unchecked Sendable {
                 truncateTo = max(0, min(keeping, response.body.count))
             case .status(let code)?:
                 response = .init(status: code, headers: [("Content-Type", "text/plain")], body: Array("injected fault: status \(code)\n".utf8))
+            case .loseAnswer?:
+                _ = handler(request)
+                resetOnClose = true
+                return
             case nil:
                 response = handler(request)
             }

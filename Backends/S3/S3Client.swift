@@ -192,6 +192,13 @@ public final class S3Client: Sendable {
     }
 
     /// PutObject: writes an object in one request.
+    ///
+    /// A conditional write (``S3PutOptions/ifNoneMatch`` or ``S3PutOptions/ifMatch``) carries a
+    /// random id in `x-amz-meta-tiercache-write-id`. When it gets 412 (or 409), an earlier
+    /// attempt whose answer was lost may be the write the condition now fails against: a retry
+    /// of ours, or libcurl's own silent re-send when a reused connection dies before answering.
+    /// So the object is read back (HEAD): if it holds this write's id, the write succeeded and its
+    /// ETag is returned; only otherwise was the race lost.
     /// - Throws: ``S3Error``; with ``S3PutOptions/ifNoneMatch`` `"*"` on an existing key, or
     ///   ``S3PutOptions/ifMatch`` on an object whose ETag changed,
     ///   ``S3Error/Code/preconditionFailed``; with `ifMatch` on a missing key,
@@ -219,10 +226,29 @@ public final class S3Client: Sendable {
         for (name, value) in options.metadata.sorted(by: { $0.key < $1.key }) {
             headers.append(("x-amz-meta-" + SigV4Signer.lowercased(name), value))
         }
+        let writeID = options.ifNoneMatch != nil || options.ifMatch != nil ? Self.randomWriteID() : nil
+        if let writeID { headers.append(("x-amz-meta-" + Self.writeIDMetadata, writeID)) }
         let payload: SigV4Signer.Payload = configuration.signsPayload ? .bytes(body) : .unsigned
-        let response = try await send(.put, bucket: bucket, key: key, headers: headers, body: body, payload: payload,
-                                      op: "put", deadline: deadline)
-        return S3PutResult(etag: response.headers["ETag"], versionID: response.headers["x-amz-version-id"])
+        do {
+            let response = try await send(.put, bucket: bucket, key: key, headers: headers, body: body, payload: payload,
+                                          op: "put", deadline: deadline)
+            return S3PutResult(etag: response.headers["ETag"], versionID: response.headers["x-amz-version-id"])
+        } catch where writeID != nil && (error.status == 412 || error.status == 409) {
+            // Our own earlier attempt may be what the condition now fails against.
+            guard let stored = try await headObject(bucket: bucket, key: key, deadline: deadline),
+                  stored.metadata[Self.writeIDMetadata] == writeID
+            else { throw error }
+            logger.debug("conditional PUT: the object already holds this write (an answer was lost); not a lost race", metadata: ["op": "put"])
+            return S3PutResult(etag: stored.etag, versionID: stored.versionID)
+        }
+    }
+
+    /// The user-metadata name (without `x-amz-meta-`) of a conditional write's id.
+    static let writeIDMetadata = "tiercache-write-id"
+
+    static func randomWriteID() -> String {
+        let text = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        return String(repeating: "0", count: 16 - text.count) + text
     }
 
     /// DeleteObject. Deleting a key that does not exist succeeds, as in S3.
@@ -563,7 +589,7 @@ public final class S3Client: Sendable {
             contentType: response.headers["Content-Type"], lastModified: response.headers["Last-Modified"],
             storageClass: response.headers["x-amz-storage-class"],
             serverSideEncryption: response.headers["x-amz-server-side-encryption"],
-            isNotModified: response.status == 304)
+            isNotModified: response.status == 304, versionID: response.headers["x-amz-version-id"])
     }
 
     static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }

@@ -431,10 +431,9 @@ public final class S3Client: Sendable {
             }
         }
         if let key {
-            // "." and ".." segments are sent as %2E so that no HTTP layer (libcurl included)
-            // resolves them away: S3 keys are opaque, and S3 signs the path exactly as sent.
-            let segments = PercentEncoding.encode(key, keepSlash: true).split(separator: "/", omittingEmptySubsequences: false)
-            path += "/" + segments.map { $0 == "." ? "%2E" : $0 == ".." ? "%2E%2E" : String($0) }.joined(separator: "/")
+            // S3 keys are opaque: "." and ".." segments and "//" are part of the key, signed and
+            // sent as they are (the HTTP client sends the path as given: CURLOPT_PATH_AS_IS).
+            path += "/" + PercentEncoding.encode(key, keepSlash: true)
         }
         if path.isEmpty { path = "/" }
         let hostHeader = endpoint.port.map { host + ":\($0)" } ?? host

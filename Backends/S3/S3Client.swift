@@ -14,7 +14,8 @@ public import TierCacheHTTP
 ///
 /// - Addressing: virtual-hosted (`bucket.s3.region.amazonaws.com`) by default; path-style
 ///   (`host/bucket/key`) automatically for IP-literal and `localhost` endpoints and for bucket
-///   names that are not DNS-safe, or always when ``Configuration/addressingStyle`` says so.
+///   names that are not DNS-safe, or always when ``Configuration/addressingStyle`` says so;
+///   ``AddressingStyle/accessPoint`` for an endpoint that is the bucket's own (`host/key`).
 /// - Retries: the AWS SDKs' standard mode: up to ``Configuration/maxAttempts`` attempts (3),
 ///   exponential backoff with full jitter, on 5xx answers (`SlowDown` included), connection
 ///   failures and timeouts; never on other 4xx. No attempt and no backoff goes past the call's
@@ -33,6 +34,10 @@ public final class S3Client: Sendable {
         public static let virtualHosted = AddressingStyle(kind: 1)
         /// Always `host/bucket/key`.
         public static let path = AddressingStyle(kind: 2)
+        /// `host/key`: the endpoint's host already names the bucket, as an access point's or a
+        /// Multi-Region Access Point's does (`<alias>.accesspoint.s3-global.amazonaws.com`); the
+        /// bucket name is in neither the host nor the path.
+        public static let accessPoint = AddressingStyle(kind: 3)
     }
 
     /// Client settings; every one has a default.
@@ -424,7 +429,9 @@ public final class S3Client: Sendable {
         var path = endpoint.basePath
         if let bucket {
             guard Self.isValidBucketName(bucket) else { throw S3Error(.invalidRequest, "invalid bucket name '\(bucket)'") }
-            if usesVirtualHost(for: bucket) {
+            if configuration.addressingStyle == .accessPoint {
+                // The endpoint is the bucket's own.
+            } else if usesVirtualHost(for: bucket) {
                 host = bucket + "." + host
             } else {
                 path += "/" + bucket

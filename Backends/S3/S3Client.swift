@@ -243,7 +243,8 @@ public final class S3Client: Sendable {
             guard let stored = try await headObject(bucket: bucket, key: key, deadline: deadline),
                   stored.metadata[Self.writeIDMetadata] == writeID
             else { throw error }
-            logger.debug("conditional PUT: the object already holds this write (an answer was lost); not a lost race", metadata: ["op": "put"])
+            logger.debug("conditional PUT: the object already holds this write (an answer was lost); not a lost race",
+                         metadata: ["op": "put"])
             return S3PutResult(etag: stored.etag, versionID: stored.versionID)
         }
     }

@@ -76,7 +76,7 @@ public final class S3LeaseCoordinator: LoadCoordinator {
         /// How long a holder may keep its lease by renewing it. A loader still running after this
         /// stops renewing, so its lease expires one ``leaseDuration`` later and another process
         /// may take over. Default 15 minutes, Lambda's longest invocation.
-        public var maxHold: Duration = .seconds(15 * 60)
+        public var maxHold: Duration
 
         /// Creates a configuration.
         public init(
@@ -88,7 +88,8 @@ public final class S3LeaseCoordinator: LoadCoordinator {
             renews: Bool = true,
             requestTimeout: Duration = .seconds(2),
             suffix: String = ".lease",
-            holderID: String = S3LeaseCoordinator.randomHolderID()
+            holderID: String = S3LeaseCoordinator.randomHolderID(),
+            maxHold: Duration = .seconds(15 * 60)
         ) {
             self.leaseDuration = leaseDuration
             self.waitDeadline = waitDeadline
@@ -99,6 +100,7 @@ public final class S3LeaseCoordinator: LoadCoordinator {
             self.requestTimeout = requestTimeout
             self.suffix = suffix
             self.holderID = holderID
+            self.maxHold = maxHold
         }
     }
 

@@ -67,16 +67,19 @@ public struct S3LifecycleConfiguration: Sendable, Hashable {
     /// unchanged on a write so that rewriting the rules does not reset it.
     public var transitionDefaultMinimumObjectSize: String?
     /// The document's start tag as S3 wrote it (with its namespace declarations), so that the
-    /// rules' XML is read in the same namespaces when written back.
+    /// rules' XML is read in the same namespaces when written back, and the matching end tag.
     var startTag: String
+    var endTag: String
 
     static let defaultStartTag = "<LifecycleConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+    static let defaultEndTag = "</LifecycleConfiguration>"
 
     /// Creates a configuration.
     public init(rules: [Rule] = [], transitionDefaultMinimumObjectSize: String? = nil) {
         self.rules = rules
         self.transitionDefaultMinimumObjectSize = transitionDefaultMinimumObjectSize
         startTag = Self.defaultStartTag
+        endTag = Self.defaultEndTag
     }
 
     /// The rule with this ID, if any.
@@ -105,7 +108,7 @@ public struct S3LifecycleConfiguration: Sendable, Hashable {
     public var xml: String {
         var text = startTag
         for rule in rules { text += rule.xml }
-        return text + "</LifecycleConfiguration>"
+        return text + endTag
     }
 
     /// Reads a GetBucketLifecycleConfiguration answer.
@@ -123,9 +126,14 @@ public struct S3LifecycleConfiguration: Sendable, Hashable {
                 Rule(element: rule, xml: String(decoding: body[rule.range], as: UTF8.self))
             },
             transitionDefaultMinimumObjectSize: transitionDefaultMinimumObjectSize)
-        let start = String(decoding: body[root.range.lowerBound..<root.startTagEnd], as: UTF8.self)
+        let start = body[root.range.lowerBound..<root.startTagEnd]
         // A self-closing root (no rules) has no start tag to reuse.
-        if !start.hasSuffix("/>") { configuration.startTag = start }
+        if !(start.count >= 2 && start[start.endIndex - 2] == UInt8(ascii: "/")) {
+            configuration.startTag = String(decoding: start, as: UTF8.self)
+            // The end tag repeats the start tag's name, namespace prefix included.
+            let name = start.dropFirst().prefix { ![0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: ">"), UInt8(ascii: "/")].contains($0) }
+            configuration.endTag = "</" + String(decoding: name, as: UTF8.self) + ">"
+        }
         return configuration
     }
 }

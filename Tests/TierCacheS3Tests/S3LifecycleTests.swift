@@ -201,6 +201,24 @@ struct S3LifecycleTests {
         #expect(update.before.rules[2].actions == ["SomethingNew", "NoncurrentVersionTransition"])
     }
 
+    @Test("a document with a namespace prefix is written back in it, and reads back the same")
+    func prefixedDocument() throws {
+        let served = Array("""
+            <s3:LifecycleConfiguration xmlns:s3="http://s3.amazonaws.com/doc/2006-03-01/"><s3:Rule><s3:ID>a</s3:ID>\
+            <s3:Filter/><s3:Status>Enabled</s3:Status><s3:Expiration><s3:Days>4</s3:Days></s3:Expiration></s3:Rule>\
+            </s3:LifecycleConfiguration>
+            """.utf8)
+        let read = try S3LifecycleConfiguration.parse(served, transitionDefaultMinimumObjectSize: nil, status: 200)
+        #expect(read.xml == String(decoding: served, as: UTF8.self))
+        #expect(read.rules.map(\.expirationDays) == [4])
+        let empty = try S3LifecycleConfiguration.parse(Array("<LifecycleConfiguration/>".utf8),
+                                                       transitionDefaultMinimumObjectSize: nil, status: 200)
+        #expect(empty.rules.isEmpty)
+        #expect(throws: S3Error.self) {
+            try S3LifecycleConfiguration.parse(Array("<Error/>".utf8), transitionDefaultMinimumObjectSize: nil, status: 200)
+        }
+    }
+
     @Test("a rule already in place, however S3 spells it, is not written again")
     func idempotent() async throws {
         let puts = LockedValueBox(0)

@@ -69,7 +69,7 @@ struct S3LeaseReleaseTests {
         let proxy = try FaultProxy(upstreamPort: try Self.motoPort)
         defer { proxy.stop() }
         proxy.script { request, _ in request.method == "HEAD" ? .status(503) : nil }
-        let holder = Self.coordinator(try Self.tier(bucket, through: proxy), holder: "a")
+        let holder = Self.coordinator(try Self.tier(bucket, through: proxy), holder: "a") { $0.waitDeadline = .seconds(60) }
         let turn = await holder.begin(key)
         #expect(turn.proceedReason == "error")
         #expect(try await Self.lease(bucket, key) == nil, "the lease was kept")

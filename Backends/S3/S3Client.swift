@@ -14,7 +14,8 @@ public import TierCacheHTTP
 ///
 /// - Addressing: virtual-hosted (`bucket.s3.region.amazonaws.com`) by default; path-style
 ///   (`host/bucket/key`) automatically for IP-literal and `localhost` endpoints and for bucket
-///   names that are not DNS-safe, or always when ``Configuration/addressingStyle`` says so.
+///   names that are not DNS-safe, or always when ``Configuration/addressingStyle`` says so;
+///   ``AddressingStyle/accessPoint`` for an endpoint that is the bucket's own (`host/key`).
 /// - Retries: the AWS SDKs' standard mode: up to ``Configuration/maxAttempts`` attempts (3),
 ///   exponential backoff with full jitter, on 5xx answers (`SlowDown` included), connection
 ///   failures and timeouts; never on other 4xx. No attempt and no backoff goes past the call's
@@ -33,6 +34,10 @@ public final class S3Client: Sendable {
         public static let virtualHosted = AddressingStyle(kind: 1)
         /// Always `host/bucket/key`.
         public static let path = AddressingStyle(kind: 2)
+        /// `host/key`: the endpoint's host already names the bucket, as an access point's or a
+        /// Multi-Region Access Point's does (`<alias>.accesspoint.s3-global.amazonaws.com`); the
+        /// bucket name is in neither the host nor the path.
+        public static let accessPoint = AddressingStyle(kind: 3)
     }
 
     /// Client settings; every one has a default.
@@ -68,6 +73,10 @@ public final class S3Client: Sendable {
         /// When set, requests are signed with SigV4a for this region set (`*` for any region), as
         /// Multi-Region Access Points require, instead of SigV4. Presigned URLs stay SigV4.
         public var sigV4aRegionSet: String? = nil
+        /// The largest object ``S3Client/getObject(bucket:key:ifNoneMatch:maxBodyBytes:deadline:)``
+        /// reads when the call names no limit (256 MiB). ``S3Tier`` passes its own
+        /// ``S3Tier/Configuration/maxEntryBytes`` instead.
+        public var maxObjectBytes: Int = S3Client.defaultMaxObjectBytes
 
         /// Creates a configuration.
         public init(
@@ -98,6 +107,15 @@ public final class S3Client: Sendable {
             self.clock = clock
         }
     }
+
+    /// ``Configuration/maxObjectBytes``' default, 256 MiB.
+    public static let defaultMaxObjectBytes = 256 << 20
+    /// The largest error document read (S3's are under 1 KB; a larger body with an error status
+    /// is not S3's, and is refused rather than read).
+    static let maxErrorBodyBytes = 64 << 10
+    /// The largest answer read from operations other than GetObject: a ListObjectsV2 page of
+    /// 1,000 keys of 1,024 bytes is about 1.3 MB, a lifecycle configuration of 1,000 rules less.
+    static let maxDocumentBytes = 16 << 20
 
     /// The configuration in use.
     public let configuration: Configuration
@@ -159,20 +177,24 @@ public final class S3Client: Sendable {
 
     // MARK: - Object operations
 
-    /// GetObject: reads a whole object into memory.
+    /// GetObject: reads a whole object into memory, at most `maxBodyBytes` of it.
     /// - Parameters:
     ///   - ifNoneMatch: an ETag the caller holds; if the object still has it S3 answers 304 and the
     ///     result has ``S3Object/isNotModified`` set and no body.
+    ///   - maxBodyBytes: the largest object read; nil for ``Configuration/maxObjectBytes``. A
+    ///     larger `Content-Length` is refused before any byte of the body is read.
     ///   - deadline: when to give up (attempts and backoff included); nil for
     ///     ``Configuration/operationTimeout`` from now.
     /// - Returns: the object, or nil when the key does not exist (`NoSuchKey`).
-    /// - Throws: ``S3Error`` for everything else (missing bucket, access, transport, timeout).
-    public func getObject(bucket: String, key: String, ifNoneMatch: String? = nil,
+    /// - Throws: ``S3Error`` for everything else (missing bucket, access, transport, timeout;
+    ///   ``S3Error/Code/responseTooLarge``, not retried, for an object above `maxBodyBytes`).
+    public func getObject(bucket: String, key: String, ifNoneMatch: String? = nil, maxBodyBytes: Int? = nil,
                           deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> S3Object? {
         var headers: [(String, String)] = []
         if let ifNoneMatch { headers.append(("If-None-Match", ifNoneMatch)) }
         do {
-            let response = try await send(.get, bucket: bucket, key: key, headers: headers, op: "get", deadline: deadline)
+            let response = try await send(.get, bucket: bucket, key: key, headers: headers,
+                                          maxBodyBytes: maxBodyBytes ?? configuration.maxObjectBytes, op: "get", deadline: deadline)
             return Self.object(from: response, keepBody: true)
         } catch where error.code == .noSuchKey {
             return nil
@@ -192,6 +214,13 @@ public final class S3Client: Sendable {
     }
 
     /// PutObject: writes an object in one request.
+    ///
+    /// A conditional write (``S3PutOptions/ifNoneMatch`` or ``S3PutOptions/ifMatch``) carries a
+    /// random id in `x-amz-meta-tiercache-write-id`. When it gets 412 (or 409), an earlier
+    /// attempt whose answer was lost may be the write the condition now fails against: a retry
+    /// of ours, or libcurl's own silent re-send when a reused connection dies before answering.
+    /// So the object is read back (HEAD): if it holds this write's id, the write succeeded and its
+    /// ETag is returned; only otherwise was the race lost.
     /// - Throws: ``S3Error``; with ``S3PutOptions/ifNoneMatch`` `"*"` on an existing key, or
     ///   ``S3PutOptions/ifMatch`` on an object whose ETag changed,
     ///   ``S3Error/Code/preconditionFailed``; with `ifMatch` on a missing key,
@@ -219,10 +248,30 @@ public final class S3Client: Sendable {
         for (name, value) in options.metadata.sorted(by: { $0.key < $1.key }) {
             headers.append(("x-amz-meta-" + SigV4Signer.lowercased(name), value))
         }
+        let writeID = options.ifNoneMatch != nil || options.ifMatch != nil ? Self.randomWriteID() : nil
+        if let writeID { headers.append(("x-amz-meta-" + Self.writeIDMetadata, writeID)) }
         let payload: SigV4Signer.Payload = configuration.signsPayload ? .bytes(body) : .unsigned
-        let response = try await send(.put, bucket: bucket, key: key, headers: headers, body: body, payload: payload,
-                                      op: "put", deadline: deadline)
-        return S3PutResult(etag: response.headers["ETag"], versionID: response.headers["x-amz-version-id"])
+        do {
+            let response = try await send(.put, bucket: bucket, key: key, headers: headers, body: body, payload: payload,
+                                          op: "put", deadline: deadline)
+            return S3PutResult(etag: response.headers["ETag"], versionID: response.headers["x-amz-version-id"])
+        } catch where writeID != nil && (error.status == 412 || error.status == 409) {
+            // Our own earlier attempt may be what the condition now fails against.
+            guard let stored = try await headObject(bucket: bucket, key: key, deadline: deadline),
+                  stored.metadata[Self.writeIDMetadata] == writeID
+            else { throw error }
+            logger.debug("conditional PUT: the object already holds this write (an answer was lost); not a lost race",
+                         metadata: ["op": "put"])
+            return S3PutResult(etag: stored.etag, versionID: stored.versionID)
+        }
+    }
+
+    /// The user-metadata name (without `x-amz-meta-`) of a conditional write's id.
+    static let writeIDMetadata = "tiercache-write-id"
+
+    static func randomWriteID() -> String {
+        let text = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        return String(repeating: "0", count: 16 - text.count) + text
     }
 
     /// DeleteObject. Deleting a key that does not exist succeeds, as in S3.
@@ -307,51 +356,76 @@ public final class S3Client: Sendable {
         }
     }
 
-    /// PutBucketLifecycleConfiguration: replaces the bucket's lifecycle rules with `rules`.
-    /// - Throws: ``S3Error``.
-    public func putBucketLifecycle(bucket: String, rules: [S3LifecycleRule], deadline: ContinuousClock.Instant? = nil)
-        async throws(S3Error)
+    /// GetBucketLifecycleConfiguration: the bucket's rules, each kept as the XML S3 returned
+    /// (see ``S3LifecycleConfiguration``); a bucket without a configuration gives no rules.
+    /// - Throws: ``S3Error``; ``S3Error/Code/malformedResponse`` when the answer cannot be read.
+    public func getBucketLifecycleConfiguration(bucket: String, deadline: ContinuousClock.Instant? = nil)
+        async throws(S3Error) -> S3LifecycleConfiguration
     {
-        var xml = "<LifecycleConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-        for rule in rules {
-            xml += "<Rule><ID>\(xmlEscape(rule.id))</ID><Filter><Prefix>\(xmlEscape(rule.prefix))</Prefix></Filter>"
-            xml += "<Status>\(rule.isEnabled ? "Enabled" : "Disabled")</Status>"
-            xml += "<Expiration><Days>\(rule.expirationDays)</Days></Expiration></Rule>"
-        }
-        xml += "</LifecycleConfiguration>"
-        let body = Array(xml.utf8)
-        _ = try await send(.put, bucket: bucket, key: nil, query: [("lifecycle", "")],
-                           headers: [("Content-Type", "application/xml"),
-                                     ("Content-MD5", Self.base64(Array(Insecure.MD5.hash(data: body))))],
-                           body: body, payload: .bytes(body), op: "putLifecycle", deadline: deadline)
-    }
-
-    /// GetBucketLifecycleConfiguration: the bucket's expiration rules (rules with other actions
-    /// are returned with what could be read; a bucket without a configuration gives `[]`).
-    /// - Throws: ``S3Error``.
-    public func getBucketLifecycle(bucket: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> [S3LifecycleRule] {
         let response: HTTPResponse
         do {
             response = try await send(.get, bucket: bucket, key: nil, query: [("lifecycle", "")], op: "getLifecycle",
                                       deadline: deadline)
         } catch where error.code == .noSuchLifecycleConfiguration {
-            return []
+            return S3LifecycleConfiguration()
         }
-        guard let root = XMLElement.parse(response.body), root.name == "LifecycleConfiguration" else {
-            throw S3Error(.malformedResponse, "lifecycle answer is not a LifecycleConfiguration", status: response.status)
+        return try S3LifecycleConfiguration.parse(
+            response.body, transitionDefaultMinimumObjectSize: response.headers[Self.transitionDefaultHeader],
+            status: response.status)
+    }
+
+    /// PutBucketLifecycleConfiguration: makes `configuration` the bucket's lifecycle, sending
+    /// every rule's XML as it is; with no rules, DeleteBucketLifecycle (S3 accepts no empty
+    /// configuration). S3 has no conditional write for lifecycles: read, change and write from
+    /// one place (a deploy step), not from many processes at once.
+    /// - Throws: ``S3Error``.
+    public func putBucketLifecycleConfiguration(bucket: String, _ configuration: S3LifecycleConfiguration,
+                                                deadline: ContinuousClock.Instant? = nil) async throws(S3Error)
+    {
+        guard !configuration.rules.isEmpty else {
+            try await deleteBucketLifecycle(bucket: bucket, deadline: deadline)
+            return
         }
-        return root.children("Rule").map { rule in
-            let prefix = rule.child("Filter")?["Prefix"] ?? rule.child("Filter")?.child("And")?["Prefix"] ?? rule["Prefix"] ?? ""
-            return S3LifecycleRule(id: rule["ID"] ?? "", prefix: prefix,
-                                   expirationDays: Int(rule.child("Expiration")?["Days"] ?? "") ?? 0,
-                                   isEnabled: rule["Status"] == "Enabled")
+        let body = Array(configuration.xml.utf8)
+        var headers = [("Content-Type", "application/xml"), ("Content-MD5", Self.base64(Array(Insecure.MD5.hash(data: body))))]
+        if let size = configuration.transitionDefaultMinimumObjectSize { headers.append((Self.transitionDefaultHeader, size)) }
+        _ = try await send(.put, bucket: bucket, key: nil, query: [("lifecycle", "")], headers: headers,
+                           body: body, payload: .bytes(body), op: "putLifecycle", deadline: deadline)
+    }
+
+    /// DeleteBucketLifecycle: removes every lifecycle rule of the bucket.
+    /// - Throws: ``S3Error``.
+    public func deleteBucketLifecycle(bucket: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) {
+        _ = try await send(.delete, bucket: bucket, key: nil, query: [("lifecycle", "")], op: "deleteLifecycle",
+                           deadline: deadline)
+    }
+
+    static let transitionDefaultHeader = "x-amz-transition-default-minimum-object-size"
+
+    /// Replaces the bucket's lifecycle with expiration rules built from `rules`, dropping every
+    /// rule already there.
+    @available(*, deprecated, message: "drops the bucket's other rules; use getBucketLifecycleConfiguration, replacing(_:) and putBucketLifecycleConfiguration")
+    public func putBucketLifecycle(bucket: String, rules: [S3LifecycleRule], deadline: ContinuousClock.Instant? = nil)
+        async throws(S3Error)
+    {
+        try await putBucketLifecycleConfiguration(
+            bucket: bucket, S3LifecycleConfiguration(rules: rules.map(S3LifecycleConfiguration.Rule.init)), deadline: deadline)
+    }
+
+    /// The bucket's rules read as prefix + expiration days (a rule that filters on more than a
+    /// prefix, or does not expire after days, reads as prefix `""` or 0 days).
+    @available(*, deprecated, message: "loses every filter and action but prefix and days; use getBucketLifecycleConfiguration")
+    public func getBucketLifecycle(bucket: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> [S3LifecycleRule] {
+        try await getBucketLifecycleConfiguration(bucket: bucket, deadline: deadline).rules.map {
+            S3LifecycleRule(id: $0.id, prefix: $0.prefix ?? "", expirationDays: $0.expirationDays ?? 0, isEnabled: $0.isEnabled)
         }
     }
 
     /// A presigned GET URL for an object, valid for `expires`.
-    /// - Throws: ``S3Error`` with code ``S3Error/Code/credentials`` when credentials fail.
+    /// - Throws: ``S3Error`` with code ``S3Error/Code/credentials`` when credentials fail, or
+    ///   ``S3Error/Code/timeout`` when they take longer than ``Configuration/operationTimeout``.
     public func presignedGetURL(bucket: String, key: String, expires: Duration = .seconds(3600)) async throws(S3Error) -> String {
-        let credentials = try await resolveCredentials()
+        let credentials = try await resolveCredentials(deadline: .now.advanced(by: configuration.operationTimeout))
         let target = try target(bucket: bucket, key: key, query: [])
         let signature = signer.presign(method: "GET", path: target.path, query: target.query,
                                        headers: [("Host", target.hostHeader)], payload: .unsigned,
@@ -374,17 +448,18 @@ public final class S3Client: Sendable {
         var path = endpoint.basePath
         if let bucket {
             guard Self.isValidBucketName(bucket) else { throw S3Error(.invalidRequest, "invalid bucket name '\(bucket)'") }
-            if usesVirtualHost(for: bucket) {
+            if configuration.addressingStyle == .accessPoint {
+                // The endpoint is the bucket's own.
+            } else if usesVirtualHost(for: bucket) {
                 host = bucket + "." + host
             } else {
                 path += "/" + bucket
             }
         }
         if let key {
-            // "." and ".." segments are sent as %2E so that no HTTP layer (libcurl included)
-            // resolves them away: S3 keys are opaque, and S3 signs the path exactly as sent.
-            let segments = PercentEncoding.encode(key, keepSlash: true).split(separator: "/", omittingEmptySubsequences: false)
-            path += "/" + segments.map { $0 == "." ? "%2E" : $0 == ".." ? "%2E%2E" : String($0) }.joined(separator: "/")
+            // S3 keys are opaque: "." and ".." segments and "//" are part of the key, signed and
+            // sent as they are (the HTTP client sends the path as given: CURLOPT_PATH_AS_IS).
+            path += "/" + PercentEncoding.encode(key, keepSlash: true)
         }
         if path.isEmpty { path = "/" }
         let hostHeader = endpoint.port.map { host + ":\($0)" } ?? host
@@ -415,9 +490,15 @@ public final class S3Client: Sendable {
         }
     }
 
-    private func resolveCredentials() async throws(S3Error) -> AWSCredentials {
+    /// Credentials under the operation's deadline: a credentials endpoint that hangs fails this
+    /// operation at its deadline (the provider's own refresh may go on in the background).
+    private func resolveCredentials(deadline: ContinuousClock.Instant) async throws(S3Error) -> AWSCredentials {
         do {
-            return try await configuration.credentials.credentials()
+            return try await configuration.credentials.credentials(deadline: deadline)
+        } catch where error.code == .timeout {
+            throw S3Error(.timeout, "credentials: \(error.message)")
+        } catch where error.code == .cancelled {
+            throw S3Error(.cancelled, "credentials: \(error.message)")
         } catch {
             throw S3Error(.credentials, error.message)
         }
@@ -452,7 +533,7 @@ public final class S3Client: Sendable {
     func send(
         _ method: HTTPMethod, bucket: String?, key: String?, query: [(String, String)] = [],
         headers extraHeaders: [(String, String)] = [], body: [UInt8] = [], payload: SigV4Signer.Payload = .empty,
-        op: String, deadline callerDeadline: ContinuousClock.Instant?
+        maxBodyBytes: Int = S3Client.maxDocumentBytes, op: String, deadline callerDeadline: ContinuousClock.Instant?
     ) async throws(S3Error) -> HTTPResponse {
         let clock = ContinuousClock()
         let deadline = callerDeadline ?? clock.now.advanced(by: configuration.operationTimeout)
@@ -470,7 +551,7 @@ public final class S3Client: Sendable {
                 metrics.record(op: op, result: "timeout", since: started, clock: clock)
                 throw lastFailure ?? S3Error(.timeout, "\(op) deadline passed before attempt \(attempt)")
             }
-            let credentials = try await resolveCredentials()
+            let credentials = try await resolveCredentials(deadline: deadline)
             var signedHeaders: [(name: String, value: String)] = [("Host", target.hostHeader)]
             for (name, value) in extraHeaders { signedHeaders.append((name, value)) }
             let signature = try sign(method: method.rawValue, path: target.path, query: target.query,
@@ -480,7 +561,8 @@ public final class S3Client: Sendable {
             for (name, value) in signature.headers { httpHeaders.add(name: name, value: value) }
             let request = HTTPRequest(method: method, url: url, headers: httpHeaders, body: body,
                                       timeout: min(configuration.attemptTimeout, remaining),
-                                      connectTimeout: min(configuration.connectTimeout, remaining))
+                                      connectTimeout: min(configuration.connectTimeout, remaining),
+                                      maxResponseBodyBytes: maxBodyBytes, maxErrorBodyBytes: Self.maxErrorBodyBytes)
             let failure: S3Error
             do {
                 let response = try await httpClient.execute(request)
@@ -522,6 +604,7 @@ public final class S3Client: Sendable {
         case .timeout: S3Error(.timeout, "\(op): \(error.message)")
         case .cancelled: S3Error(.cancelled, "\(op): \(error.message)")
         case .tls, .invalidRequest: S3Error(.invalidRequest, "\(op): \(error)")
+        case .responseTooLarge: S3Error(.responseTooLarge, "\(op): \(error.message)")
         default: S3Error(.connection, "\(op): \(error)")
         }
     }
@@ -539,7 +622,7 @@ public final class S3Client: Sendable {
             contentType: response.headers["Content-Type"], lastModified: response.headers["Last-Modified"],
             storageClass: response.headers["x-amz-storage-class"],
             serverSideEncryption: response.headers["x-amz-server-side-encryption"],
-            isNotModified: response.status == 304)
+            isNotModified: response.status == 304, versionID: response.headers["x-amz-version-id"])
     }
 
     static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }

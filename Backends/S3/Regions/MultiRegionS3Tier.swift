@@ -74,6 +74,8 @@ public final class MultiRegionS3Tier: CacheTier {
 
     /// The tier's name in logs and metrics (``Configuration/name``).
     public var name: String { configuration.name }
+    /// The template's ``S3Tier/Configuration/maxEntryBytes``, which every bucket's tier uses.
+    public var maxEntryBytes: Int? { configuration.tierTemplate.maxEntryBytes }
     /// The configuration in use.
     public let configuration: Configuration
     /// The resolver consulted per operation.
@@ -150,6 +152,7 @@ public final class MultiRegionS3Tier: CacheTier {
         clientConfiguration.region = target.region
         clientConfiguration.endpoint = target.resolvedEndpoint
         clientConfiguration.sigV4aRegionSet = target.signing.regionSet
+        if let style = target.addressingStyle { clientConfiguration.addressingStyle = style }
         let client: S3Client
         do {
             client = try S3Client(configuration: clientConfiguration, httpClient: httpClient, logger: logger,

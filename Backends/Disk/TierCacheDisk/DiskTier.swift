@@ -7,17 +7,22 @@ import Darwin
 #endif
 public import Logging
 public import Metrics
-import CTierCacheDisk
 import Synchronization
 public import TierCache
 
 /// A byte tier on a local folder: `/tmp` on AWS Lambda, a persistent cache elsewhere.
 ///
-/// Layout under ``Configuration/root``: `ns/<namespace>/<xx>/<fingerprint>`, where the
-/// fingerprint is ``CacheKey/fingerprint`` (32 hex digits) and `xx` its first two digits, plus one
-/// `usage` file. No key can name a path outside the root; the key itself is stored in the envelope
-/// and compared on read. Files are created 0600 and folders 0700.
+/// Layout under ``Configuration/root`` (by default `/tmp/tiercache-<uid>`):
+/// `ns/<namespace>/<xx>/<fingerprint>`, where the fingerprint is ``CacheKey/fingerprint`` (32 hex
+/// digits) and `xx` its first two digits, plus one `usage` file. No key can name a path outside
+/// the root; the key itself is stored in the envelope and compared on read. Files are created
+/// 0600 and folders 0700.
 ///
+/// - The root is checked on first use: a folder, not a symbolic link, owned by this user and not
+///   writable by others (``DiskRootError`` says what failed). Everything below it is reached
+///   relative to the verified folder's descriptor, never through a symbolic link, and nothing is
+///   read that is not a regular file: a link, FIFO or device planted where an entry belongs is a
+///   miss (docs/disk-tier.md, "Sharing /tmp with strangers").
 /// - Writes go to a temporary file in the entry's folder, optionally `fsync`ed, then `rename`d
 ///   into place: a reader sees the old entry or the new one, never part of one, even if the
 ///   writer is killed.
@@ -27,7 +32,8 @@ public import TierCache
 ///   (`staleUntil`) is a miss and is removed.
 /// - A byte budget and an entry budget hold across every process sharing the root: the root's
 ///   `usage` file counts bytes and entries under an advisory `flock`, and the process whose write
-///   goes over budget evicts least recently used entries (docs/disk-tier.md).
+///   goes over budget evicts least recently used entries (docs/disk-tier.md). Locks are waited
+///   for at most ``Configuration/lockWait``; reads take none.
 /// - Opening a root costs the same whatever it holds: nothing is scanned before the first get.
 /// - File I/O that may block runs on a ``BlockingPool``, never on Swift's cooperative threads; a
 ///   read the kernel can serve from its caches without blocking runs on the caller's thread.
@@ -35,8 +41,15 @@ public import TierCache
 ///   one is an `fstat` and a `preadv`, with no `open` or `close`.
 ///
 /// Failures never reach the caller: a write that fails (`ENOSPC`, `EACCES`, `EROFS`, a vanished
-/// folder) is skipped, counted and logged; a read that fails is a miss, counted and logged. Only
-/// task cancellation is thrown (`CancellationError`, before the I/O starts).
+/// folder, a lock held too long, a refused root) is skipped, counted and logged; a read that
+/// fails is a miss, counted and logged. Only task cancellation is thrown (`CancellationError`,
+/// before the I/O starts); ``checkRoot()`` throws the root's ``DiskRootError`` for callers that
+/// want to know at start-up.
+///
+/// The code is split by concern: DiskTierConfiguration.swift, DiskRoot.swift (the root check),
+/// DiskTierReads.swift, DiskTierWrites.swift, DiskTierEviction.swift, DiskTierIndexScan.swift,
+/// DiskTierSweep.swift, DiskTierBudget.swift, DiskTierMetrics.swift, and FileSystem.swift (every
+/// system call the tier makes).
 public final class DiskTier: CacheTier {
     /// The tier's name in logs and metrics.
     public let name: String
@@ -47,6 +60,7 @@ public final class DiskTier: CacheTier {
     /// The entry budget in force.
     public let maxEntries: Int
 
+    /// The configured root without trailing slashes.
     let root: String
     let maxEntrySize: Int
     let touchMilliseconds: Int64
@@ -63,23 +77,28 @@ public final class DiskTier: CacheTier {
     let hitsWithoutBlocking = StripedCounter()
     let payloadsHashed = StripedCounter()
     let hitsOnKeptFiles = StripedCounter()
-    // The root's `ns` folder, kept open (O_PATH) for reads: see `openCached(_:_:)`.
-    let namespaceDirectory = Atomic<Int32>(DiskTier.directoryUnopened)
-    let retiredNamespaceDirectory = Atomic<Int32>(-1)
+    /// The root: unchecked, verified and open, or refused (DiskTierRoot.swift).
+    let rootState = LockedValueBox<RootState>(.unchecked)
+    /// Held while the root is checked, so that two threads do not check it at once.
+    let rootCheck = Lock()
     let sequence = LockedValueBox<UInt64>(0)
     let processID = getpid()
     // Cleared for good when the kernel has no openat2(RESOLVE_CACHED) / RWF_NOWAIT.
     let fastReads = Atomic<Bool>(true)
+    // Cleared for good when the kernel has no openat2 at all: folders are then walked one at a time.
+    let opensBeneath = Atomic<Bool>(true)
     let keptFiles: KeptFiles
-    // Set when the kept `ns` folder is opened, if its file system is local (`KeptFiles`).
+    // Set when the root is verified, if its file system is local (`KeptFiles`).
     let keepsFiles = Atomic<Bool>(false)
 
     /// Creates the tier. Nothing is read or created on disk until the first operation (apart from
     /// one `statvfs` when the byte budget is sized from free space), so this is cheap whatever the
-    /// root holds, and it never fails: a root that cannot be used makes writes skip and reads miss.
+    /// root holds, and it never fails: a root that cannot be used makes writes skip and reads miss
+    /// (``checkRoot()`` says why).
     /// - Parameters:
     ///   - configuration: Where and how much.
-    ///   - logger: Where skipped writes, failed reads and corrupt files are logged; defaults to none.
+    ///   - logger: Where skipped writes, failed reads, corrupt files and a refused root are
+    ///     logged; defaults to none.
     ///   - metricsFactory: Where counters go; defaults to the bootstrapped `MetricsSystem`.
     public convenience init(
         configuration: Configuration = Configuration(),
@@ -89,7 +108,7 @@ public final class DiskTier: CacheTier {
         self.init(configuration: configuration, logger: logger, metricsFactory: metricsFactory, faults: nil)
     }
 
-    /// Creates the tier with faults injected into its file-system calls (tests).
+    /// Creates the tier with faults injected into its system calls (tests).
     package init(
         configuration: Configuration,
         logger: Logger,
@@ -103,14 +122,14 @@ public final class DiskTier: CacheTier {
         self.root = root
         self.name = configuration.name
         self.configuration = configuration
-        let budget = configuration.maxBytes ?? Self.budgetFromFreeSpace(root: root, configuration: configuration)
+        self.fileSystem = FileSystem(faults: faults)
+        let budget = configuration.maxBytes ?? Self.budgetFromFreeSpace(root: root, configuration: configuration, fileSystem: fileSystem)
         self.maxBytes = max(budget, 1)
         self.maxEntries = max(configuration.maxEntries, 1)
         self.maxEntrySize = configuration.maxEntrySize ?? Int(clamping: self.maxBytes / 4)
         self.touchMilliseconds = max(0, configuration.touchGranularity.milliseconds)
         self.keptFiles = KeptFiles(capacity: configuration.keptOpenFiles, budget: keptFileBudget)
-        self.fileSystem = FileSystem(faults: faults)
-        self.sharedUsage = SharedUsage(root: root, fileSystem: fileSystem)
+        self.sharedUsage = SharedUsage(fileSystem: fileSystem)
         self.pool = pool
         self.logger = logger
         self.metrics = DiskMetrics(tier: configuration.name, factory: metricsFactory ?? MetricsSystem.factory)
@@ -126,13 +145,6 @@ public final class DiskTier: CacheTier {
         return statistics
     }
 
-    deinit {
-        for directory in [namespaceDirectory.load(ordering: .acquiring), retiredNamespaceDirectory.load(ordering: .acquiring)]
-        where directory >= 0 {
-            close(directory)
-        }
-    }
-
     /// How many entries this process's recency index knows (tests: opening a root scans nothing).
     package var indexedEntryCount: Int { index.count }
 
@@ -143,16 +155,11 @@ public final class DiskTier: CacheTier {
     /// budget it shares with the process's other tiers).
     package var keptOpenFileCapacity: Int { keptFiles.capacity }
 
-    /// The root's usage as every process sees it, or nil when the root cannot be read or locked.
-    public func usage() async throws -> Usage? {
-        let shared = sharedUsage
-        return try await pool.run { shared.snapshot().map { Usage(bytes: $0.bytes, entries: $0.entries) } }
-    }
-
     // MARK: - CacheTier
 
     /// Reads the entry for `key`. Absent, corrupt (removed), hard-expired (removed) or unreadable
-    /// files and entries for another key are misses, counted and logged, never thrown.
+    /// files, anything that is not a regular file, entries for another key and a refused root are
+    /// misses, counted and logged, never thrown.
     /// - Throws: `CancellationError` only, when cancelled before the read started.
     public func get(_ key: CacheKey) async throws -> CacheEntry? {
         try Task.checkCancellation()
@@ -164,7 +171,8 @@ public final class DiskTier: CacheTier {
     }
 
     /// Writes `entry`, replacing any previous one, then evicts if the root is over budget. A write
-    /// that fails or is too large is skipped, counted (`writeErrors`) and logged, never thrown.
+    /// that fails, is too large, finds its locks held past ``Configuration/lockWait`` or finds the
+    /// root refused is skipped, counted (`writeErrors`) and logged, never thrown.
     /// - Throws: `CancellationError` only, when cancelled before the write started.
     public func put(_ entry: CacheEntry) async throws {
         let bytes = entry.encoded()
@@ -177,26 +185,10 @@ public final class DiskTier: CacheTier {
         startBackgroundScan()
     }
 
-    /// Removes the entry for `key`, if any. Failures are logged, never thrown.
+    /// Removes the entry for `key`, if any. Failures (a lock held past
+    /// ``Configuration/lockWait`` among them) are counted and logged, never thrown.
     /// - Throws: `CancellationError` only.
     public func remove(_ key: CacheKey) async throws {
-        try await pool.run {
-            let fingerprint = Fingerprint(key)
-            let directory = self.shardPath(key.namespace, fingerprint)
-            let path = directory + "/" + fingerprint.description
-            do {
-                let removed: UInt64? = try self.fileSystem.withDirectoryLock(directory) {
-                    guard let st = try self.fileSystem.status(path), try self.fileSystem.removeFile(path) else { return nil }
-                    return UInt64(st.st_size)
-                }
-                if let removed { try self.sharedUsage.withLock { $0.release(removed) } }
-                self.forget(namespace: key.namespace, fingerprint: fingerprint)
-            } catch let failure as IOFailure where failure.errno == ENOENT {
-                // No shard folder: nothing to remove.
-            } catch {
-                self.logger.warning("disk tier: remove failed", metadata: ["tier": "\(self.name)", "error": "\(error)"])
-                self.releaseKeptFilesIfOutOfDescriptors(error)
-            }
-        }
+        try await pool.run { self.removeEntry(key) }
     }
 }

@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 public import TierCache
 
 extension DiskTier {
@@ -5,7 +12,12 @@ extension DiskTier {
     public struct Configuration: Sendable {
         /// The tier's name in logs and in the `tier` dimension of metrics.
         public var name: String
-        /// The folder holding the tier, created (0700) on first write if missing.
+        /// The folder holding the tier: ``defaultRoot`` (`/tmp/tiercache-<uid>`) unless set.
+        /// Checked on first use: it must be a folder (not a symbolic link), owned by this
+        /// process's effective user and not writable by its group or others; it is created 0700
+        /// (with missing parents) if it does not exist. A root that fails the check is refused
+        /// (``DiskTier/rootRefusal``, ``DiskRootError``): every read is then a miss and every
+        /// write is skipped, counted, while the rest of a chain works on.
         public var root: String
         /// The byte budget across every process sharing the root; nil sizes it from the
         /// file system: ``freeSpaceFraction`` of the free space, at most ``maxBytesCap``.
@@ -43,11 +55,26 @@ extension DiskTier {
         /// replaces keeps its disk space until this process reads that entry again or stops
         /// keeping the file, so `keptOpenFiles` times this bounds the space held that way.
         public var keptOpenFileMaxSize: Int
+        /// How long a write, a remove, an eviction or a sweep waits for a lock another process
+        /// holds (a shard folder's, or the root's `usage` file's) before it skips that work and
+        /// counts it (``DiskTier/Statistics/lockTimeouts``): non-blocking attempts with jittered
+        /// pauses, so a process stopped while it holds a lock (SIGSTOP, a paused container, a
+        /// debugger) delays the others by at most this much per lock. A read takes no lock; the
+        /// clean-ups it makes on the way (removing a corrupt or expired file) try once. Keep it
+        /// well under the chain's write deadline (1 s for a local tier).
+        public var lockWait: Duration
+
+        /// The default root: `/tmp/tiercache-<uid>`, one per effective user, so that users of a
+        /// shared machine never share (or fight over) one folder. Not `$XDG_RUNTIME_DIR`: the
+        /// library reads no environment variables (an application may pass
+        /// `root: env["XDG_RUNTIME_DIR"].map { $0 + "/tiercache" }` itself), and that folder is
+        /// a small memory-backed one that goes at logout (docs/disk-tier.md, "The root").
+        public static var defaultRoot: String { "/tmp/tiercache-\(geteuid())" }
 
         /// Creates a configuration; every argument has a default.
         public init(
             name: String = "disk",
-            root: String = "/tmp/tiercache",
+            root: String = Configuration.defaultRoot,
             maxBytes: UInt64? = nil,
             maxBytesCap: UInt64 = 1 << 30,
             freeSpaceFraction: Double = 0.5,
@@ -59,7 +86,8 @@ extension DiskTier {
             clock: any CacheClock = SystemCacheClock(),
             checksumVerification: ChecksumVerification = .oncePerFileVersion,
             keptOpenFiles: Int = 128,
-            keptOpenFileMaxSize: Int = 128 << 10
+            keptOpenFileMaxSize: Int = 128 << 10,
+            lockWait: Duration = .milliseconds(200)
         ) {
             self.name = name
             self.root = root
@@ -75,6 +103,7 @@ extension DiskTier {
             self.checksumVerification = checksumVerification
             self.keptOpenFiles = keptOpenFiles
             self.keptOpenFileMaxSize = keptOpenFileMaxSize
+            self.lockWait = lockWait
         }
     }
 

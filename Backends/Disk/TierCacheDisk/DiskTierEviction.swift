@@ -7,7 +7,6 @@ import Darwin
 #endif
 import Logging
 import Metrics
-import Synchronization
 import TierCache
 
 extension DiskTier {
@@ -17,14 +16,18 @@ extension DiskTier {
     /// per process at a time; a write that finds one running leaves the work to it.
     /// - Parameter bytesBelow: a lower byte target than the budget's, after the file system said
     ///   it is full (`ENOSPC`): the budget was more than the disk could hold.
-    func evict(bytesBelow: UInt64? = nil) {
+    func evict(_ handle: RootHandle, bytesBelow: UInt64? = nil) {
         guard index.beginEviction() else { return }
         repeat {
-            evictOnce(bytesBelow: bytesBelow)
+            evictOnce(handle, bytesBelow: bytesBelow)
         } while !index.endEviction()
     }
 
-    func evictOnce(bytesBelow: UInt64?) {
+    /// Lock timeouts after which one eviction round stops (each cost up to
+    /// ``Configuration/lockWait``): the next write over budget goes on from there.
+    static let lockTimeoutsPerEviction = 2
+
+    private func evictOnce(_ handle: RootHandle, bytesBelow: UInt64?) {
         let byteTarget = min(maxBytes - maxBytes / 10, bytesBelow ?? .max)
         let entryTarget = UInt64(maxEntries - max(1, maxEntries / 10))
         // Evicting from a partial index would pick this process's own recent writes, the only
@@ -32,6 +35,7 @@ extension DiskTier {
         while !index.isPassComplete, scanStep() {}
         var restarted = false
         var evicted = 0
+        var lockTimeouts = 0
         defer {
             if evicted > 0 {
                 stats.withLock { $0.evictions += evicted }
@@ -50,13 +54,18 @@ extension DiskTier {
                 continue
             }
             for candidate in batch {
+                var deadline = LockDeadline(after: configuration.lockWait)
                 do {
-                    let counters = try sharedUsage.withLock { $0 }
+                    let counters = try sharedUsage.withLock(in: handle, until: &deadline) { $0 }
                     if counters.bytes <= byteTarget, counters.entries <= entryTarget { return }
-                    if let removed = try evictIfUnused(candidate) {
-                        try sharedUsage.withLock { $0.release(removed) }
-                        evicted += 1
-                    }
+                    if try evictIfUnused(handle, candidate, until: &deadline) { evicted += 1 }
+                } catch let failure as IOFailure where failure.isLockTimeout {
+                    // Another process holds a lock (and may be stopped): leave this candidate
+                    // until a scan finds it again, and stop after a few.
+                    noteLockTimeout(failure, "an eviction left \(entryPath(candidate.namespace, candidate.fingerprint))")
+                    index.forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
+                    lockTimeouts += 1
+                    if lockTimeouts >= Self.lockTimeoutsPerEviction { return }
                 } catch {
                     logger.warning("disk tier: eviction stopped", metadata: ["tier": "\(name)", "error": "\(error)"])
                     return
@@ -66,28 +75,37 @@ extension DiskTier {
     }
 
     /// Removes a candidate's file under its shard folder's lock unless another process used it
-    /// since the index last looked; returns the bytes freed. Updates the index either way.
-    func evictIfUnused(_ candidate: RecencyIndex.Candidate) throws -> UInt64? {
-        let directory = shardPath(candidate.namespace, candidate.fingerprint)
-        let path = directory + "/" + candidate.fingerprint.description
-        let outcome: (removed: UInt64?, keptAt: Int64?, size: UInt64)
-        do {
-            outcome = try fileSystem.withDirectoryLock(directory) {
-                guard let st = try fileSystem.status(path) else { return (nil, nil, 0) }
-                let modified = st.modifiedMilliseconds
-                if modified > candidate.lastUse + touchMilliseconds {
-                    return (nil, modified, UInt64(st.st_size))  // used or rewritten elsewhere: keep
-                }
-                return (try fileSystem.removeFile(path) ? UInt64(st.st_size) : nil, nil, 0)
-            }
-        } catch let failure as IOFailure where failure.errno == ENOENT {
-            outcome = (nil, nil, 0)  // the shard folder vanished with its files
+    /// since the index last looked, and takes it off the shared counters; returns whether it was
+    /// removed. Updates the index either way.
+    private func evictIfUnused(_ handle: RootHandle, _ candidate: RecencyIndex.Candidate, until deadline: inout LockDeadline) throws -> Bool {
+        let name = candidate.fingerprint.description
+        let path = entryPath(candidate.namespace, candidate.fingerprint)
+        var opened: Int32?
+        do throws(IOFailure) {
+            opened = try openShard(handle, namespace: candidate.namespace, shard: candidate.fingerprint.shard, create: false)
+        } catch {
+            // A link or a file where the folder belongs is not ours (a sweep or the next write
+            // replaces it).
+            guard error.errno == ELOOP || error.errno == ENOTDIR else { throw error }
         }
-        if let keptAt = outcome.keptAt {
-            index.record(namespace: candidate.namespace, fingerprint: candidate.fingerprint, size: outcome.size, usedAt: keptAt)
-        } else {
+        guard let shardFolder = opened else {
             forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
+            return false  // the shard folder vanished with its files, or is not ours
         }
-        return outcome.removed
+        defer { fileSystem.close(shardFolder) }  // closing the folder drops its lock
+        try fileSystem.lock(shardFolder, until: &deadline, path: shardPath(candidate.namespace, candidate.fingerprint.shard))
+        guard let st = try fileSystem.status(name, in: shardFolder, path: path), FileSystem.isRegularFile(st) else {
+            forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
+            return false
+        }
+        let modified = st.modifiedMilliseconds
+        if modified > candidate.lastUse + touchMilliseconds {
+            // Used or rewritten elsewhere: keep it.
+            index.record(namespace: candidate.namespace, fingerprint: candidate.fingerprint, size: UInt64(st.st_size), usedAt: modified)
+            return false
+        }
+        let removed = try removeCounted(name, size: UInt64(st.st_size), in: shardFolder, handle, until: &deadline, path: path)
+        forget(namespace: candidate.namespace, fingerprint: candidate.fingerprint)
+        return removed
     }
 }

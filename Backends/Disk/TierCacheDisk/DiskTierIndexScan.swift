@@ -5,9 +5,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Logging
-import Metrics
-import Synchronization
 import TierCache
 
 extension DiskTier {
@@ -25,16 +22,22 @@ extension DiskTier {
         }
     }
 
-    /// Scans the next shard folder into the index; false when the current pass is complete.
+    /// Scans the next shard folder into the index; false when the current pass is complete (or
+    /// the root is not checked yet). Regular files with entry names only; links are not followed.
     @discardableResult
     func scanStep() -> Bool {
-        let namespaceRoot = root + "/ns"
+        guard let handle = checkedRoot else { return false }
         guard let shard = index.claimNextShard(listNamespaces: {
-            fileSystem.listDirectory(namespaceRoot).filter { !$0.hasPrefix(".") }.sorted()
+            fileSystem.names(in: handle.namespaces, path: root + "/ns").sorted()
         }) else { return false }
-        let directory = namespacePath(shard.namespace) + "/" + DiskLayout.shardName(shard.shard)
-        for name in fileSystem.listDirectory(directory) {
-            guard let fingerprint = Fingerprint(fileName: name), let st = try? fileSystem.status(directory + "/" + name) else { continue }
+        let shardName = DiskLayout.shardName(shard.shard)
+        guard let folder = try? openShard(handle, namespace: shard.namespace, shard: shardName, create: false) else { return true }
+        defer { fileSystem.close(folder) }
+        let directory = shardPath(shard.namespace, shardName)
+        for name in fileSystem.names(in: folder, path: directory) {
+            guard let fingerprint = Fingerprint(fileName: name),
+                  let st = try? fileSystem.status(name, in: folder, path: directory + "/" + name), FileSystem.isRegularFile(st)
+            else { continue }
             index.record(namespace: shard.namespace, fingerprint: fingerprint, size: UInt64(st.st_size), usedAt: st.modifiedMilliseconds)
         }
         return true

@@ -131,10 +131,12 @@ extension DiskTier {
         logger.warning("disk tier: unexpected file", metadata: ["tier": "\(name)", "path": "\(path)", "found": "\(what)"])
     }
 
-    /// An operation that gave up waiting for a lock (`what` says which work was left undone).
-    func noteLockTimeout(_ failure: IOFailure, _ what: String) {
+    /// An operation that gave up waiting for a lock: counted, and logged with `what` it left
+    /// undone (nil: the caller logs it).
+    func noteLockTimeout(_ failure: IOFailure, _ what: String?) {
         stats.withLock { $0.lockTimeouts += 1 }
         metrics.lockTimeouts.increment()
+        guard let what else { return }
         logger.warning("disk tier: lock held by another process; \(what)", metadata: [
             "tier": "\(name)", "path": "\(failure.path)", "waited": "\(configuration.lockWait)",
         ])

@@ -261,7 +261,14 @@ extension DiskTier {
         if let kept {
             file = kept
         } else {
-            guard let handle = checkedRoot else { return .fallBack }  // the check may create folders
+            let handle: RootHandle
+            switch rootState.withLock({ $0 }) {
+            case .ready(let verified): handle = verified
+            case .refused(let error):
+                noteReadWithoutRoot(error)
+                return .miss
+            case .unchecked: return .fallBack  // the check may create folders: on the pool
+            }
             switch openCached(handle, key.namespace, fingerprint) {
             case .opened(let opened): file = KeptFiles.File(opened, fileSystem)
             case .absent:

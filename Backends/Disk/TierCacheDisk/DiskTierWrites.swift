@@ -25,18 +25,19 @@ extension DiskTier {
             index.record(namespace: key.namespace, fingerprint: fingerprint, size: UInt64(bytes.count), usedAt: realTimeMilliseconds())
             stats.withLock { $0.writes += 1 }
             if counters.bytes > maxBytes || counters.entries > UInt64(maxEntries) {
-                evict(handle)
+                evict(checkedRoot ?? handle)  // the write may have found the root made anew
             }
         } catch {
             let failure = error as? IOFailure
-            if let failure, failure.isLockTimeout { noteLockTimeout(failure, "write of \(key) skipped") }
+            if let failure, failure.isLockTimeout { noteLockTimeout(failure, nil) }
             noteWriteError(reason: failure?.reason ?? "error", "write of \(key) skipped: \(error)")
             releaseKeptFilesIfOutOfDescriptors(error)
+            let current = checkedRoot ?? handle
             if let failure, failure.errno == ENOSPC || failure.errno == EDQUOT,
-               let used = sharedUsage.snapshot(in: handle, wait: configuration.lockWait)?.bytes, used > 0 {
+               let used = sharedUsage.snapshot(in: current, wait: configuration.lockWait)?.bytes, used > 0 {
                 // The file system filled before the budget did: give back a tenth of what the
                 // tier holds, so that later writes fit again.
-                evict(handle, bytesBelow: used - used / 10)
+                evict(current, bytesBelow: used - used / 10)
             }
         }
     }

@@ -189,15 +189,16 @@ struct FileSystem: Sendable {
     /// read. `directory` stays open and is read from its start.
     func names(in directory: Int32, path: @autoclosure () -> String) -> [String] {
         if injected(.list, path) != nil { return [] }
-        // fdopendir takes the descriptor it is given: give it a copy, rewound.
-        let copy = dup(directory)
-        guard copy >= 0 else { return [] }
-        guard let stream = fdopendir(copy) else {
-            _ = closeDescriptor(copy)
+        // fdopendir takes the descriptor it is given, and reading moves its offset: give it a
+        // descriptor of its own (not a `dup`, which would share the offset with other threads
+        // listing the same folder).
+        let own = openat(directory, ".", O_RDONLY | O_DIRECTORY | Self.openFlags)
+        guard own >= 0 else { return [] }
+        guard let stream = fdopendir(own) else {
+            _ = closeDescriptor(own)
             return []
         }
         defer { closedir(stream) }
-        rewinddir(stream)
         var names: [String] = []
         while let entry = readdir(stream) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in

@@ -81,6 +81,13 @@ public final class DiskTier: CacheTier {
     let rootState = LockedValueBox<RootState>(.unchecked)
     /// Held while the root is checked, so that two threads do not check it at once.
     let rootCheck = Lock()
+    /// The checked root's `ns` folder, for the calling-thread read path, which then takes no
+    /// lock (-1 until the root is checked, and for good once it was replaced too often). The
+    /// handle that owns it, and every handle replaced since, stays open until the tier goes:
+    /// a descriptor read here is never closed (and its number reused) under a reader.
+    let namespacesForFastReads = Atomic<Int32>(-1)
+    /// Handles replaced after their root was removed (guarded by `rootCheck`).
+    nonisolated(unsafe) var replacedRoots: [RootHandle] = []
     let sequence = LockedValueBox<UInt64>(0)
     let processID = getpid()
     // Cleared for good when the kernel has no openat2(RESOLVE_CACHED) / RWF_NOWAIT.

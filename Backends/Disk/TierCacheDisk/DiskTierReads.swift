@@ -261,19 +261,19 @@ extension DiskTier {
         if let kept {
             file = kept
         } else {
-            let handle: RootHandle
-            switch rootState.withLock({ $0 }) {
-            case .ready(let verified): handle = verified
-            case .refused(let error):
-                noteReadWithoutRoot(error)
-                return .miss
-            case .unchecked: return .fallBack  // the check may create folders: on the pool
+            let namespaces = namespacesForFastReads.load(ordering: .acquiring)
+            guard namespaces >= 0 else {
+                if case .refused(let error) = rootState.withLock({ $0 }) {
+                    noteReadWithoutRoot(error)
+                    return .miss
+                }
+                return .fallBack  // not checked yet (the check may create folders): on the pool
             }
-            switch openCached(handle, key.namespace, fingerprint) {
+            switch openCached(namespaces, key.namespace, fingerprint) {
             case .opened(let opened): file = KeptFiles.File(opened, fileSystem)
             case .absent:
                 // A removed root has no entries: the pool checks its path again.
-                guard handle.isLinked else { return .fallBack }
+                guard let st = try? fileSystem.status(namespaces, path: root + "/ns"), st.st_nlink > 0 else { return .fallBack }
                 noteMiss()
                 return .miss
             case .wouldBlock, .notPlain: return .fallBack
@@ -336,10 +336,10 @@ extension DiskTier {
     }
 
     /// Opens an entry file without blocking (`openat2(RESOLVE_CACHED)`), relative to the verified
-    /// root's `ns` folder: three path components to resolve, none of them a symbolic link.
-    func openCached(_ handle: RootHandle, _ namespace: String, _ fingerprint: Fingerprint) -> FileSystem.Opened {
+    /// root's `ns` folder `namespaces`: three path components to resolve, none of them a link.
+    func openCached(_ namespaces: Int32, _ namespace: String, _ fingerprint: Fingerprint) -> FileSystem.Opened {
         withRelativeEntryPath(namespace, fingerprint) { path in
-            (try? fileSystem.openBeneath(path, in: handle.namespaces, cachedOnly: true).get()) ?? .wouldBlock
+            (try? fileSystem.openBeneath(path, in: namespaces, cachedOnly: true).get()) ?? .wouldBlock
         }
     }
 

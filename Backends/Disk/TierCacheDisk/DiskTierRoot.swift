@@ -50,6 +50,9 @@ extension DiskTier {
         }
     }
 
+    /// How many replaced roots' handles are kept open for readers on the calling thread.
+    static let replacedRootsKeptOpen = 16
+
     /// Checks the root's path again because `stale`, the handle in use, has no link left (the
     /// root was removed): the next one made there is checked like the first (on the pool only).
     func recheckRoot(replacing stale: RootHandle?) -> Result<RootHandle, DiskRootError> {
@@ -60,10 +63,20 @@ extension DiskTier {
             case .refused(let error): return .failure(error)
             case .ready, .unchecked: break
             }
+            if let stale {
+                // Readers on the calling thread may still use its `ns` folder: keep it open.
+                replacedRoots.append(stale)
+                namespacesForFastReads.store(-1, ordering: .releasing)
+            }
             do throws(DiskRootError) {
                 let handle = try RootHandle.open(root, fileSystem: fileSystem)
                 rootState.withLock { $0 = .ready(handle) }
                 keepsFiles.store(handle.isLocalFileSystem, ordering: .relaxed)
+                // A root replaced again and again (removed by someone, each time) would pile up
+                // open handles: past a few, reads take the locked path and keep none.
+                if replacedRoots.count <= Self.replacedRootsKeptOpen {
+                    namespacesForFastReads.store(handle.namespaces, ordering: .releasing)
+                }
                 if configuration.keptOpenFiles > 0, !handle.isLocalFileSystem {
                     logger.debug("disk tier: root is not on a local file system; no entry file is kept open", metadata: [
                         "tier": "\(name)", "root": "\(root)",

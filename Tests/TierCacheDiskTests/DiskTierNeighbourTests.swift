@@ -119,6 +119,23 @@ struct DiskTierNeighbourTests {
         #expect(try await fresh.get(k) != nil)
     }
 
+    @Test func aRootRemovedAndMadeAgainByAnotherIsCheckedAgain() async throws {
+        let dir = TemporaryRoot("remade")
+        defer { dir.remove() }
+        let tier = DiskTier(configuration: .init(root: dir.root, maxBytes: 10 << 20))
+        let k = try key("k")
+        try await tier.put(makeEntry(k, size: 100))
+        #expect(try await tier.get(k) != nil)
+        // Someone removes the root and makes one anyone can write into, at the same path.
+        removeTree(dir.root)
+        #expect(mkdir(dir.root, 0o700) == 0 && chmod(dir.root, 0o777) == 0)
+        #expect(try await tier.get(k) == nil)
+        try await tier.put(makeEntry(k, size: 100))
+        #expect(tier.rootRefusal?.reason == .writableByOthers, "the new folder was checked like the first")
+        #expect(listNames(dir.root).isEmpty, "and nothing was made in it")
+        #expect(tier.statistics.writeErrors == 1)
+    }
+
     @Test func aRootThatIsASymbolicLinkOrAFileIsRefused() async throws {
         let dir = TemporaryRoot("linkroot")
         defer { dir.remove() }

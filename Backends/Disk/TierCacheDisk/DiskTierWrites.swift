@@ -27,6 +27,8 @@ extension DiskTier {
             if counters.bytes > maxBytes || counters.entries > UInt64(maxEntries) {
                 evict(checkedRoot ?? handle)  // the write may have found the root made anew
             }
+        } catch let rootError as DiskRootError {
+            noteWriteWithoutRoot(key, rootError)  // the root was removed, and what is there now fails the check
         } catch {
             let failure = error as? IOFailure
             if let failure, failure.isLockTimeout { noteLockTimeout(failure, nil) }
@@ -58,7 +60,7 @@ extension DiskTier {
             // The root was removed: check its path again (and make it anew).
             switch recheckRoot(replacing: handle) {
             case .success(let fresh): handle = fresh
-            case .failure(let rootError): throw IOFailure(operation: "open", path: root, errno: rootError.errno == 0 ? ENOENT : rootError.errno)
+            case .failure(let rootError): throw rootError
             }
             opened = try makeShard(handle, key.namespace, fingerprint)
         }

@@ -3,7 +3,7 @@
 #   scripts/sanitize.sh thread  [test filter]     ThreadSanitizer
 #   scripts/sanitize.sh address [test filter]     AddressSanitizer
 # With no filter: under ThreadSanitizer the concurrent parts (chain, cache, memory tier, removal
-# fence, disk tier, the S3 lease); under AddressSanitizer every test, with moto started as
+# fence, disk tier, the S3 lease, credential refresh); under AddressSanitizer every test, with moto started as
 # scripts/test.sh does (unless TIERCACHE_TEST_S3_ENDPOINT already points at one) so the S3,
 # multi-region, CLI and chaos tests run against it instead of skipping.
 # Any report fails the run (halt_on_error). Suppressions: none for TSan. For ASan, leak
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?usage: scripts/sanitize.sh thread|address [filter]}
-if [[ $kind == address ]]; then default='.*'; else default='TierChainTests|CacheTests|MemoryTierTests|RemovalFenceTests|DiskTier|S3LeaseMotoTests'; fi
+if [[ $kind == address ]]; then default='.*'; else default='TierChainTests|CacheTests|MemoryTierTests|RemovalFenceTests|DiskTier|S3LeaseMotoTests|CredentialTests|CredentialSourceTests'; fi
 filter=${2:-$default}
 scratch=".build-$kind"
 swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" 2>&1 | grep -E "error|warning: .*(Sources|Tests|Codecs|Backends)/" && exit 1

@@ -9,16 +9,44 @@ public import TierCache
 /// Where an S3 client gets its credentials: one source, or a chain of them.
 ///
 /// Built-ins are static members: ``StaticCredentialProvider`` (`.static(_:)`), the environment
-/// (`.environment(_:)`), container credentials (`.container(...)`, in the HTTP-backed part of the
-/// module), shared credentials/config files (`.profile(...)`) and ``CredentialChain``
-/// (`.chain(_:)`, `.default(...)`). Nothing reads the process environment unless the caller asks
-/// for an environment-based provider.
+/// (`.environment(_:)`), shared credentials/config files (`.profile(...)`) and
+/// ``CredentialChain`` (`.chain(_:)`, `.default(...)`); the HTTP-backed sources are
+/// ``WebIdentityCredentialProvider``, ``ContainerCredentialProvider`` and
+/// ``InstanceMetadataCredentialProvider``. Nothing reads the process environment unless the
+/// caller asks for an environment-based provider.
 public protocol AWSCredentialProvider: Sendable {
     /// Returns current credentials.
     /// - Throws: ``TierCacheError`` with code ``TierCacheError/Code/credentialsNotFound`` when this
     ///   source has none (a chain then tries the next), or another code when the source exists but
     ///   failed (a chain stops there). Messages never contain secrets.
     func credentials() async throws(TierCacheError) -> AWSCredentials
+
+    /// Returns current credentials, or gives up at `deadline`: what ``S3Client`` calls, with the
+    /// deadline of the operation that needs them, so that a credentials endpoint that hangs fails
+    /// that operation in time instead of holding it.
+    ///
+    /// A default implementation runs ``credentials()`` and, at the deadline, cancels it and
+    /// throws; the built-in providers implement it themselves (cached credentials come back at
+    /// once, and a refresh that the deadline cuts short goes on in the background for the next
+    /// caller).
+    /// - Throws: as ``credentials()``, or ``TierCacheError/Code/timeout`` at the deadline.
+    func credentials(deadline: ContinuousClock.Instant) async throws(TierCacheError) -> AWSCredentials
+}
+
+extension AWSCredentialProvider {
+    /// Runs ``credentials()`` under `deadline`; at the deadline the call is cancelled and left to
+    /// finish in the background, and this throws ``TierCacheError/Code/timeout``.
+    public func credentials(deadline: ContinuousClock.Instant) async throws(TierCacheError) -> AWSCredentials {
+        do {
+            return try await withDeadline(ContinuousClock.now.duration(to: deadline)) { try await self.credentials() }
+        } catch let error as TierCacheError {
+            throw error
+        } catch is CancellationError {
+            throw TierCacheError(.cancelled, "credentials: the task was cancelled")
+        } catch {
+            throw TierCacheError(.credentialsFailed, "credentials: \(error)")
+        }
+    }
 }
 
 extension TierCacheError.Code {
@@ -36,6 +64,7 @@ public struct StaticCredentialProvider: AWSCredentialProvider {
     /// Creates a provider that always returns `credentials`.
     public init(_ credentials: AWSCredentials) { value = credentials }
     public func credentials() async throws(TierCacheError) -> AWSCredentials { value }
+    public func credentials(deadline: ContinuousClock.Instant) async throws(TierCacheError) -> AWSCredentials { value }
 }
 
 extension AWSCredentialProvider where Self == StaticCredentialProvider {
@@ -72,6 +101,11 @@ public struct EnvironmentCredentialProvider: AWSCredentialProvider {
         }
         let token = environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token)
+    }
+
+    /// As ``credentials()``: a dictionary lookup needs no deadline.
+    public func credentials(deadline: ContinuousClock.Instant) async throws(TierCacheError) -> AWSCredentials {
+        try await credentials()
     }
 }
 
@@ -140,6 +174,11 @@ public struct ProfileCredentialProvider: AWSCredentialProvider {
         return AWSCredentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token)
     }
 
+    /// As ``credentials()``: two small local files (at most 1 MiB each) are read at once.
+    public func credentials(deadline: ContinuousClock.Instant) async throws(TierCacheError) -> AWSCredentials {
+        try await credentials()
+    }
+
     /// The profile's `region` from the config file, if set.
     public func region() -> String? {
         guard let configFile, let text = Self.readFile(configFile) else { return nil }
@@ -204,13 +243,25 @@ public struct CredentialChain: AWSCredentialProvider {
     }
 
     public func credentials() async throws(TierCacheError) -> AWSCredentials {
+        try await resolve(deadline: nil)
+    }
+
+    /// Asks each provider under `deadline`, in order, as ``credentials()`` does.
+    public func credentials(deadline: ContinuousClock.Instant) async throws(TierCacheError) -> AWSCredentials {
+        try await resolve(deadline: deadline)
+    }
+
+    private func resolve(deadline: ContinuousClock.Instant?) async throws(TierCacheError) -> AWSCredentials {
+        func ask(_ provider: any AWSCredentialProvider) async throws(TierCacheError) -> AWSCredentials {
+            if let deadline { try await provider.credentials(deadline: deadline) } else { try await provider.credentials() }
+        }
         if let index = chosen.withLock({ $0 }) {
-            return try await providers[index].credentials()
+            return try await ask(providers[index])
         }
         var reasons: [String] = []
         for (index, provider) in providers.enumerated() {
             do {
-                let credentials = try await provider.credentials()
+                let credentials = try await ask(provider)
                 chosen.withLock { $0 = index }
                 logger.debug("credentials resolved", metadata: [
                     "source": "\(type(of: provider))", "access-key-id": "\(credentials.accessKeyID)",

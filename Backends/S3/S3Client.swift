@@ -68,6 +68,10 @@ public final class S3Client: Sendable {
         /// When set, requests are signed with SigV4a for this region set (`*` for any region), as
         /// Multi-Region Access Points require, instead of SigV4. Presigned URLs stay SigV4.
         public var sigV4aRegionSet: String? = nil
+        /// The largest object ``S3Client/getObject(bucket:key:ifNoneMatch:maxBodyBytes:deadline:)``
+        /// reads when the call names no limit (256 MiB). ``S3Tier`` passes its own
+        /// ``S3Tier/Configuration/maxEntryBytes`` instead.
+        public var maxObjectBytes: Int = S3Client.defaultMaxObjectBytes
 
         /// Creates a configuration.
         public init(
@@ -98,6 +102,15 @@ public final class S3Client: Sendable {
             self.clock = clock
         }
     }
+
+    /// ``Configuration/maxObjectBytes``' default, 256 MiB.
+    public static let defaultMaxObjectBytes = 256 << 20
+    /// The largest error document read (S3's are under 1 KB; a larger body with an error status
+    /// is not S3's, and is refused rather than read).
+    static let maxErrorBodyBytes = 64 << 10
+    /// The largest answer read from operations other than GetObject: a ListObjectsV2 page of
+    /// 1,000 keys of 1,024 bytes is about 1.3 MB, a lifecycle configuration of 1,000 rules less.
+    static let maxDocumentBytes = 16 << 20
 
     /// The configuration in use.
     public let configuration: Configuration
@@ -159,20 +172,24 @@ public final class S3Client: Sendable {
 
     // MARK: - Object operations
 
-    /// GetObject: reads a whole object into memory.
+    /// GetObject: reads a whole object into memory, at most `maxBodyBytes` of it.
     /// - Parameters:
     ///   - ifNoneMatch: an ETag the caller holds; if the object still has it S3 answers 304 and the
     ///     result has ``S3Object/isNotModified`` set and no body.
+    ///   - maxBodyBytes: the largest object read; nil for ``Configuration/maxObjectBytes``. A
+    ///     larger `Content-Length` is refused before any byte of the body is read.
     ///   - deadline: when to give up (attempts and backoff included); nil for
     ///     ``Configuration/operationTimeout`` from now.
     /// - Returns: the object, or nil when the key does not exist (`NoSuchKey`).
-    /// - Throws: ``S3Error`` for everything else (missing bucket, access, transport, timeout).
-    public func getObject(bucket: String, key: String, ifNoneMatch: String? = nil,
+    /// - Throws: ``S3Error`` for everything else (missing bucket, access, transport, timeout;
+    ///   ``S3Error/Code/responseTooLarge``, not retried, for an object above `maxBodyBytes`).
+    public func getObject(bucket: String, key: String, ifNoneMatch: String? = nil, maxBodyBytes: Int? = nil,
                           deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> S3Object? {
         var headers: [(String, String)] = []
         if let ifNoneMatch { headers.append(("If-None-Match", ifNoneMatch)) }
         do {
-            let response = try await send(.get, bucket: bucket, key: key, headers: headers, op: "get", deadline: deadline)
+            let response = try await send(.get, bucket: bucket, key: key, headers: headers,
+                                          maxBodyBytes: maxBodyBytes ?? configuration.maxObjectBytes, op: "get", deadline: deadline)
             return Self.object(from: response, keepBody: true)
         } catch where error.code == .noSuchKey {
             return nil
@@ -349,9 +366,10 @@ public final class S3Client: Sendable {
     }
 
     /// A presigned GET URL for an object, valid for `expires`.
-    /// - Throws: ``S3Error`` with code ``S3Error/Code/credentials`` when credentials fail.
+    /// - Throws: ``S3Error`` with code ``S3Error/Code/credentials`` when credentials fail, or
+    ///   ``S3Error/Code/timeout`` when they take longer than ``Configuration/operationTimeout``.
     public func presignedGetURL(bucket: String, key: String, expires: Duration = .seconds(3600)) async throws(S3Error) -> String {
-        let credentials = try await resolveCredentials()
+        let credentials = try await resolveCredentials(deadline: .now.advanced(by: configuration.operationTimeout))
         let target = try target(bucket: bucket, key: key, query: [])
         let signature = signer.presign(method: "GET", path: target.path, query: target.query,
                                        headers: [("Host", target.hostHeader)], payload: .unsigned,
@@ -415,9 +433,15 @@ public final class S3Client: Sendable {
         }
     }
 
-    private func resolveCredentials() async throws(S3Error) -> AWSCredentials {
+    /// Credentials under the operation's deadline: a credentials endpoint that hangs fails this
+    /// operation at its deadline (the provider's own refresh may go on in the background).
+    private func resolveCredentials(deadline: ContinuousClock.Instant) async throws(S3Error) -> AWSCredentials {
         do {
-            return try await configuration.credentials.credentials()
+            return try await configuration.credentials.credentials(deadline: deadline)
+        } catch where error.code == .timeout {
+            throw S3Error(.timeout, "credentials: \(error.message)")
+        } catch where error.code == .cancelled {
+            throw S3Error(.cancelled, "credentials: \(error.message)")
         } catch {
             throw S3Error(.credentials, error.message)
         }
@@ -452,7 +476,7 @@ public final class S3Client: Sendable {
     func send(
         _ method: HTTPMethod, bucket: String?, key: String?, query: [(String, String)] = [],
         headers extraHeaders: [(String, String)] = [], body: [UInt8] = [], payload: SigV4Signer.Payload = .empty,
-        op: String, deadline callerDeadline: ContinuousClock.Instant?
+        maxBodyBytes: Int = S3Client.maxDocumentBytes, op: String, deadline callerDeadline: ContinuousClock.Instant?
     ) async throws(S3Error) -> HTTPResponse {
         let clock = ContinuousClock()
         let deadline = callerDeadline ?? clock.now.advanced(by: configuration.operationTimeout)
@@ -470,7 +494,7 @@ public final class S3Client: Sendable {
                 metrics.record(op: op, result: "timeout", since: started, clock: clock)
                 throw lastFailure ?? S3Error(.timeout, "\(op) deadline passed before attempt \(attempt)")
             }
-            let credentials = try await resolveCredentials()
+            let credentials = try await resolveCredentials(deadline: deadline)
             var signedHeaders: [(name: String, value: String)] = [("Host", target.hostHeader)]
             for (name, value) in extraHeaders { signedHeaders.append((name, value)) }
             let signature = try sign(method: method.rawValue, path: target.path, query: target.query,
@@ -480,7 +504,8 @@ public final class S3Client: Sendable {
             for (name, value) in signature.headers { httpHeaders.add(name: name, value: value) }
             let request = HTTPRequest(method: method, url: url, headers: httpHeaders, body: body,
                                       timeout: min(configuration.attemptTimeout, remaining),
-                                      connectTimeout: min(configuration.connectTimeout, remaining))
+                                      connectTimeout: min(configuration.connectTimeout, remaining),
+                                      maxResponseBodyBytes: maxBodyBytes, maxErrorBodyBytes: Self.maxErrorBodyBytes)
             let failure: S3Error
             do {
                 let response = try await httpClient.execute(request)
@@ -522,6 +547,7 @@ public final class S3Client: Sendable {
         case .timeout: S3Error(.timeout, "\(op): \(error.message)")
         case .cancelled: S3Error(.cancelled, "\(op): \(error.message)")
         case .tls, .invalidRequest: S3Error(.invalidRequest, "\(op): \(error)")
+        case .responseTooLarge: S3Error(.responseTooLarge, "\(op): \(error.message)")
         default: S3Error(.connection, "\(op): \(error)")
         }
     }

@@ -46,6 +46,9 @@ public struct S3Error: Error, Sendable, Hashable, CustomStringConvertible {
         public static let malformedResponse = Code(rawValue: "tiercache.malformedResponse")
         /// Credentials could not be obtained.
         public static let credentials = Code(rawValue: "tiercache.credentials")
+        /// The answer's body was larger than the operation accepts (for GetObject, its
+        /// `maxBodyBytes`); the transfer was aborted before reading it whole. Not retried.
+        public static let responseTooLarge = Code(rawValue: "tiercache.responseTooLarge")
         /// The request cannot be made (invalid bucket name, bad endpoint, TLS set-up).
         public static let invalidRequest = Code(rawValue: "tiercache.invalidRequest")
 
@@ -84,11 +87,13 @@ public struct S3Error: Error, Sendable, Hashable, CustomStringConvertible {
         return text
     }
 
-    /// The same failure as a ``TierCacheError`` (code `storage`, `timeout` or `cancelled`).
+    /// The same failure as a ``TierCacheError`` (code `storage`, `timeout`, `cancelled`, or
+    /// `sizeLimitExceeded` for ``Code/responseTooLarge``).
     public var tierCacheError: TierCacheError {
         switch code {
         case .timeout: TierCacheError(.timeout, description)
         case .cancelled: TierCacheError(.cancelled, description)
+        case .responseTooLarge: TierCacheError(.sizeLimitExceeded, description)
         default: TierCacheError(.storage, description)
         }
     }

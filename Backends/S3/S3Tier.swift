@@ -14,8 +14,15 @@ public import TierCache
 /// `x-amz-meta-fresh-until`, `x-amz-meta-stale-until`, `x-amz-meta-created-at` (milliseconds since
 /// 1970, decimal), `x-amz-meta-schema-version` and `x-amz-meta-format-version`.
 ///
-/// Reads revalidate: the tier remembers the ETag of the last entries it read or wrote (a bounded
-/// map) and sends `If-None-Match`; a 304 returns the remembered entry without a download.
+/// Reads revalidate: the tier remembers the ETag of the entries it read or wrote most recently
+/// (a least-recently-used map bounded by ``Configuration/revalidationCapacity`` entries and
+/// ``Configuration/revalidationMaxBytes`` bytes) and sends `If-None-Match`; a 304 returns the
+/// remembered entry without a download.
+///
+/// Reads are bounded: an object above ``Configuration/maxEntryBytes`` is refused from its
+/// `Content-Length` (or as soon as its body passes the limit) without being read whole, and is
+/// thrown as ``TierCacheError/Code/sizeLimitExceeded`` (in a chain, a counted miss); an entry
+/// above it is not written either.
 ///
 /// Every operation runs under the tier's own deadline (``Configuration/readTimeout``,
 /// ``Configuration/writeTimeout``) on top of the chain's; retries are the client's. Errors are
@@ -41,6 +48,14 @@ public final class S3Tier: CacheTier {
         public var revalidationCapacity: Int
         /// Largest envelope kept for revalidation, in bytes.
         public var revalidationMaxEntryBytes: Int
+        /// The byte budget of the revalidation memory (envelopes, keys and ETags together): the
+        /// least recently used are dropped beyond it. Default 8 MiB.
+        public var revalidationMaxBytes: Int
+        /// The largest envelope read or written, in bytes (default 32 MiB). A GET announcing a
+        /// larger object is refused before its body is read (so a planted or oversized object
+        /// cannot exhaust a small function's memory); a larger entry is not written. ``Cache``
+        /// also takes it into account for its decompression ceiling (``CacheTier/maxEntryBytes``).
+        public var maxEntryBytes: Int
         /// Options for every PutObject (integrity, encryption, storage class); content type and
         /// metadata are set by the tier.
         public var putOptions: S3PutOptions
@@ -55,7 +70,9 @@ public final class S3Tier: CacheTier {
             firstWriterWins: Bool = false,
             revalidationCapacity: Int = 128,
             revalidationMaxEntryBytes: Int = 1 << 20,
-            putOptions: S3PutOptions = S3PutOptions()
+            putOptions: S3PutOptions = S3PutOptions(),
+            revalidationMaxBytes: Int = 8 << 20,
+            maxEntryBytes: Int = S3Tier.defaultMaxEntryBytes
         ) {
             self.name = name
             self.bucket = bucket
@@ -66,8 +83,13 @@ public final class S3Tier: CacheTier {
             self.revalidationCapacity = revalidationCapacity
             self.revalidationMaxEntryBytes = revalidationMaxEntryBytes
             self.putOptions = putOptions
+            self.revalidationMaxBytes = revalidationMaxBytes
+            self.maxEntryBytes = maxEntryBytes
         }
     }
+
+    /// ``Configuration/maxEntryBytes``' default, 32 MiB.
+    public static let defaultMaxEntryBytes = 32 << 20
 
     /// Expiry and schema as mirrored in an object's metadata.
     public struct ObjectExpiry: Sendable, Hashable {
@@ -94,8 +116,18 @@ public final class S3Tier: CacheTier {
     public let configuration: Configuration
     /// The client requests go through.
     public let client: S3Client
+    /// ``Configuration/maxEntryBytes``.
+    public var maxEntryBytes: Int? { configuration.maxEntryBytes }
+    /// Bytes held by the revalidation memory now (at most ``Configuration/revalidationMaxBytes``);
+    /// also reported as the gauge `tiercache_s3_revalidation_bytes`.
+    public var revalidationBytes: Int { revalidation.withLock { $0.bytes } }
+    /// Entries held by the revalidation memory now (at most ``Configuration/revalidationCapacity``).
+    public var revalidationCount: Int { revalidation.withLock { $0.count } }
+    /// Node slots allocated by the revalidation memory (never more than its capacity plus one).
+    var revalidationSlots: Int { revalidation.withLock { $0.slots } }
     private let logger: Logger
     private let revalidation: LockedValueBox<RevalidationCache>
+    private let revalidationGauge: Gauge
     private let revalidated: Counter
     private let refetched: Counter
     private let writesLost: Counter
@@ -113,8 +145,10 @@ public final class S3Tier: CacheTier {
         self.client = client
         self.configuration = configuration
         self.logger = logger
-        self.revalidation = LockedValueBox(RevalidationCache(capacity: configuration.revalidationCapacity))
+        self.revalidation = LockedValueBox(RevalidationCache(capacity: configuration.revalidationCapacity,
+                                                             maxBytes: configuration.revalidationMaxBytes))
         let factory = metricsFactory ?? MetricsSystem.factory
+        revalidationGauge = Gauge(label: "tiercache_s3_revalidation_bytes", dimensions: [("tier", configuration.name)], factory: factory)
         revalidated = Counter(label: "tiercache_s3_revalidations_total",
                               dimensions: [("tier", configuration.name), ("result", "notModified")], factory: factory)
         refetched = Counter(label: "tiercache_s3_revalidations_total",
@@ -128,19 +162,21 @@ public final class S3Tier: CacheTier {
     /// - Returns: the entry, or nil when there is no object.
     /// - Throws: ``TierCacheError``: `storage` / `timeout` / `cancelled` for S3 failures (after the
     ///   client's retries, within ``Configuration/readTimeout``), or the envelope's decoding codes
-    ///   for a corrupt object.
+    ///   for a corrupt object, `sizeLimitExceeded` for an object above
+    ///   ``Configuration/maxEntryBytes``.
     public func get(_ key: CacheKey) async throws -> CacheEntry? {
         let objectKey = objectKey(for: key)
         let remembered = revalidation.withLock { $0.get(objectKey) }
         let object: S3Object?
         do {
             object = try await client.getObject(bucket: configuration.bucket, key: objectKey, ifNoneMatch: remembered?.etag,
+                                                maxBodyBytes: configuration.maxEntryBytes,
                                                 deadline: ContinuousClock.now.advanced(by: configuration.readTimeout))
         } catch {
             throw error.tierCacheError
         }
         guard let object else {
-            revalidation.withLock { $0.remove(objectKey) }
+            forget(objectKey)
             logger.trace("s3 miss", metadata: ["key": "\(objectKey)"])
             return nil
         }
@@ -156,10 +192,15 @@ public final class S3Tier: CacheTier {
 
     /// Writes the entry's object with its expiry in metadata. With
     /// ``Configuration/firstWriterWins`` a write that loses the race is dropped and counted.
-    /// - Throws: ``TierCacheError`` (`storage`, `timeout`, `cancelled`).
+    /// - Throws: ``TierCacheError`` (`storage`, `timeout`, `cancelled`; `sizeLimitExceeded`,
+    ///   without a request, for an envelope above ``Configuration/maxEntryBytes``).
     public func put(_ entry: CacheEntry) async throws {
         let objectKey = objectKey(for: entry.key)
         let body = entry.encoded()
+        guard body.count <= configuration.maxEntryBytes else {
+            throw TierCacheError(.sizeLimitExceeded,
+                                 "entry \(entry.key) is \(body.count) bytes; the tier's maxEntryBytes is \(configuration.maxEntryBytes)")
+        }
         var options = configuration.putOptions
         options.contentType = "application/vnd.tiercache.entry"
         options.metadata = Self.metadata(for: entry)
@@ -180,7 +221,7 @@ public final class S3Tier: CacheTier {
     /// - Throws: ``TierCacheError`` (`storage`, `timeout`, `cancelled`).
     public func remove(_ key: CacheKey) async throws {
         let objectKey = objectKey(for: key)
-        revalidation.withLock { $0.remove(objectKey) }
+        forget(objectKey)
         do {
             try await client.deleteObject(bucket: configuration.bucket, key: objectKey,
                                           deadline: ContinuousClock.now.advanced(by: configuration.writeTimeout))
@@ -260,48 +301,133 @@ public final class S3Tier: CacheTier {
 
     private func remember(_ objectKey: String, etag: String?, entry: CacheEntry, size: Int) {
         guard configuration.revalidationCapacity > 0 else { return }
-        revalidation.withLock { cache in
+        let bytes = revalidation.withLock { cache in
             if let etag, size <= configuration.revalidationMaxEntryBytes {
-                cache.set(objectKey, RevalidationCache.Item(etag: etag, entry: entry))
+                cache.set(objectKey, RevalidationCache.Item(etag: etag, entry: entry), envelopeBytes: size)
             } else {
                 cache.remove(objectKey)
             }
+            return cache.bytes
         }
+        revalidationGauge.record(bytes)
+    }
+
+    private func forget(_ objectKey: String) {
+        guard configuration.revalidationCapacity > 0 else { return }
+        let bytes = revalidation.withLock { cache in
+            cache.remove(objectKey)
+            return cache.bytes
+        }
+        revalidationGauge.record(bytes)
     }
 }
 
-/// A bounded map of object key -> (ETag, entry), evicting the least recently inserted.
+/// A least-recently-used map of object key -> (ETag, entry), bounded by a count and a byte budget.
+///
+/// Nodes live in one array linked by index (most recent at `head`); a removed node's slot is
+/// reused by the next insert, so put/remove cycles over ever new keys allocate nothing and the
+/// array never holds more than `capacity + 1` slots.
 struct RevalidationCache {
     struct Item {
         var etag: String
         var entry: CacheEntry
     }
 
+    private struct Node {
+        var key: String
+        var item: Item?
+        var size: Int
+        var previous: Int
+        var next: Int
+    }
+
     let capacity: Int
-    private var items: [String: Item] = [:]
-    private var order: [String] = []
-    private var head = 0
+    let maxBytes: Int
+    private var index: [String: Int] = [:]
+    private var nodes: [Node] = []
+    private var freeSlots: [Int] = []
+    private var head = -1
+    private var tail = -1
+    /// Bytes held: envelopes, keys and ETags.
+    private(set) var bytes = 0
 
-    init(capacity: Int) { self.capacity = max(0, capacity) }
+    init(capacity: Int, maxBytes: Int) {
+        self.capacity = max(0, capacity)
+        self.maxBytes = max(0, maxBytes)
+    }
 
-    func get(_ key: String) -> Item? { items[key] }
+    /// Entries held.
+    var count: Int { index.count }
+    /// Node slots allocated.
+    var slots: Int { nodes.count }
 
-    mutating func set(_ key: String, _ item: Item) {
-        guard capacity > 0 else { return }
-        if items.updateValue(item, forKey: key) == nil {
-            order.append(key)
-            while items.count > capacity, head < order.count {
-                items.removeValue(forKey: order[head])
-                head += 1
+    /// The item for `key`, made the most recently used.
+    mutating func get(_ key: String) -> Item? {
+        guard let slot = index[key] else { return nil }
+        moveToFront(slot)
+        return nodes[slot].item
+    }
+
+    /// Stores `item` as the most recently used, then drops the least recently used entries
+    /// while over the count or the byte budget. An item larger than the whole budget is not kept.
+    mutating func set(_ key: String, _ item: Item, envelopeBytes: Int) {
+        let size = envelopeBytes + key.utf8.count + item.etag.utf8.count
+        guard capacity > 0, size <= maxBytes else {
+            remove(key)
+            return
+        }
+        if let slot = index[key] {
+            bytes += size - nodes[slot].size
+            nodes[slot].item = item
+            nodes[slot].size = size
+            moveToFront(slot)
+        } else {
+            let node = Node(key: key, item: item, size: size, previous: -1, next: head)
+            let slot: Int
+            if let reused = freeSlots.popLast() {
+                slot = reused
+                nodes[slot] = node
+            } else {
+                slot = nodes.count
+                nodes.append(node)
             }
-            if head > 1024, head * 2 > order.count {
-                order.removeFirst(head)
-                head = 0
-            }
+            if head >= 0 { nodes[head].previous = slot }
+            head = slot
+            if tail < 0 { tail = slot }
+            index[key] = slot
+            bytes += size
+        }
+        while index.count > capacity || bytes > maxBytes, tail >= 0 {
+            remove(nodes[tail].key)
         }
     }
 
     mutating func remove(_ key: String) {
-        items.removeValue(forKey: key)
+        guard let slot = index.removeValue(forKey: key) else { return }
+        unlink(slot)
+        bytes -= nodes[slot].size
+        nodes[slot].item = nil
+        nodes[slot].key = ""
+        nodes[slot].size = 0
+        freeSlots.append(slot)
+    }
+
+    private mutating func moveToFront(_ slot: Int) {
+        guard slot != head else { return }
+        unlink(slot)
+        nodes[slot].previous = -1
+        nodes[slot].next = head
+        if head >= 0 { nodes[head].previous = slot }
+        head = slot
+        if tail < 0 { tail = slot }
+    }
+
+    private mutating func unlink(_ slot: Int) {
+        let previous = nodes[slot].previous
+        let next = nodes[slot].next
+        if previous >= 0 { nodes[previous].next = next } else { head = next }
+        if next >= 0 { nodes[next].previous = previous } else { tail = previous }
+        nodes[slot].previous = -1
+        nodes[slot].next = -1
     }
 }

@@ -23,8 +23,9 @@ public import TierCache
 /// declined (`compress` returns nil) and stored raw with ``CodecID/identity``.
 ///
 /// Decompression writes into a buffer of exactly the declared length and never past it; it
-/// refuses a declared length above ``Configuration/maximumDecompressedSize``
-/// (``TierCacheError/Code/sizeLimitExceeded``) before allocating, any dictionary id
+/// refuses, before allocating (``TierCacheError/Code/sizeLimitExceeded``), a declared length
+/// above ``Configuration/maximumDecompressedSize`` or above ``maximumRatio`` (255) times the
+/// block's size, which no LZ4 block can expand to; it refuses any dictionary id
 /// (``TierCacheError/Code/dictionaryNotLoaded``: this codec uses no dictionaries), and malformed
 /// blocks or blocks of another length than declared (``TierCacheError/Code/codec``, with liblz4's
 /// return code in the message).
@@ -87,6 +88,10 @@ public struct LZ4Codec: Codec {
     public static let defaultMinimumInputSize = 64
     /// The default decompressed-size ceiling, 256 MiB.
     public static let defaultMaximumDecompressedSize = 256 << 20
+    /// The most an LZ4 block expands: each byte of a match's length extension stands for at most
+    /// 255 bytes of output, and every other byte of a block for fewer. A declared length above
+    /// this many times the block's size cannot be honest and is refused before allocating.
+    public static let maximumRatio = 255
 
     /// The configuration this codec was created with.
     public let configuration: Configuration
@@ -184,8 +189,9 @@ public struct LZ4Codec: Codec {
 
     /// Decompresses one LZ4 block into exactly `uncompressedLength` bytes.
     /// - Throws: ``TierCacheError`` with code ``TierCacheError/Code/sizeLimitExceeded`` when
-    ///   `uncompressedLength` is above ``Configuration/maximumDecompressedSize`` (nothing is
-    ///   allocated), ``TierCacheError/Code/dictionaryNotLoaded`` for any non-zero `dictionaryID`,
+    ///   `uncompressedLength` is above ``Configuration/maximumDecompressedSize`` or above
+    ///   ``maximumRatio`` times `input.count` (nothing is allocated),
+    ///   ``TierCacheError/Code/dictionaryNotLoaded`` for any non-zero `dictionaryID`,
     ///   ``TierCacheError/Code/codec`` for a negative length, a malformed or truncated block
     ///   (`LZ4_decompress_safe`'s negative return code in the message), or a block that holds
     ///   another length than declared.
@@ -197,6 +203,13 @@ public struct LZ4Codec: Codec {
             throw TierCacheError(
                 .sizeLimitExceeded,
                 "lz4: declared length \(uncompressedLength) is above the ceiling \(configuration.maximumDecompressedSize)"
+            )
+        }
+        let (possible, overflow) = input.count.multipliedReportingOverflow(by: Self.maximumRatio)
+        guard overflow || uncompressedLength <= possible else {
+            throw TierCacheError(
+                .sizeLimitExceeded,
+                "lz4: declared length \(uncompressedLength) is more than \(Self.maximumRatio) times the \(input.count)-byte block"
             )
         }
         guard dictionaryID == 0 else {

@@ -88,6 +88,14 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         /// Whether loads are coordinated across processes when a call does not say (off by
         /// default); see ``LoadCoordinator``.
         public var coordination: LoadCoordination
+        /// The largest decompressed payload an entry may declare; a larger one is refused before
+        /// anything is allocated (``TierCacheError/Code/sizeLimitExceeded``; in a read, a counted
+        /// decode failure and a miss). nil (the default) derives it from the cache's budgets: the
+        /// larger of the memory tier's ``MemoryTier/Configuration/maxBytes`` and the largest
+        /// ``CacheTier/maxEntryBytes`` of the chain's tiers, or
+        /// ``Cache/fallbackMaximumDecompressedSize`` (256 MiB) when neither is set. The codecs'
+        /// own ceilings apply too.
+        public var maximumDecompressedSize: Int?
 
         /// Creates a configuration.
         public init(
@@ -102,7 +110,8 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             logger: Logger = .tierCacheNoOp,
             metricsFactory: any MetricsFactory = MetricsSystem.factory,
             refreshAhead: RefreshAheadPolicy? = nil,
-            coordination: LoadCoordination = .off
+            coordination: LoadCoordination = .off,
+            maximumDecompressedSize: Int? = nil
         ) {
             self.name = name
             self.defaultTTL = defaultTTL
@@ -116,8 +125,12 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
             self.metricsFactory = metricsFactory
             self.refreshAhead = refreshAhead
             self.coordination = coordination
+            self.maximumDecompressedSize = maximumDecompressedSize
         }
     }
+
+    /// The decompression ceiling when neither the configuration nor any budget gives one.
+    public static var fallbackMaximumDecompressedSize: Int { 256 << 20 }
 
     /// The settings this cache was made with.
     public let configuration: Configuration
@@ -125,6 +138,9 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
     public let chain: TierChain
     /// The memory tier, if configured.
     public let memory: MemoryTier<Value>?
+    /// The decompression ceiling in force: ``Configuration/maximumDecompressedSize``, or the one
+    /// derived from the budgets.
+    public let maximumDecompressedSize: Int
 
     private let codecs: [CodecID: any Codec]
     let inflight = LockedValueBox<[CacheKey: Task<CacheResult<Value>, any Error>]>([:])
@@ -141,6 +157,8 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         for codec in configuration.readCodecs { codecs[codec.id] = codec }
         codecs[configuration.codec.id] = configuration.codec
         self.codecs = codecs
+        let budgets = [configuration.memory?.maxBytes].compactMap { $0 } + chain.tiers.compactMap(\.tier.maxEntryBytes)
+        self.maximumDecompressedSize = max(0, configuration.maximumDecompressedSize ?? budgets.max() ?? Self.fallbackMaximumDecompressedSize)
         self.metrics = CacheMetrics(cache: configuration.name, tiers: chain.tiers.map(\.tier.name), factory: configuration.metricsFactory)
         self.memoryFreshCounter = metrics.memoryFresh
         self.refreshes = RefreshTracker(cache: configuration.name, factory: configuration.metricsFactory)
@@ -394,8 +412,9 @@ public final class Cache<Value: Codable & Sendable>: Sendable {
         guard let codec = codecs[entry.codecID] else {
             throw TierCacheError(.unknownCodec, "entry compressed with \(entry.codecID), which this cache is not configured to read")
         }
-        guard entry.uncompressedLength <= UInt64(Int.max) else {
-            throw TierCacheError(.sizeLimitExceeded, "declared length \(entry.uncompressedLength) is not addressable")
+        guard entry.uncompressedLength <= UInt64(maximumDecompressedSize) else {
+            throw TierCacheError(.sizeLimitExceeded,
+                                 "declared length \(entry.uncompressedLength) is above the cache's decompression ceiling \(maximumDecompressedSize)")
         }
         let bytes = try codec.decompress(entry.payload, uncompressedLength: Int(entry.uncompressedLength), dictionaryID: entry.dictionaryID)
         return try configuration.serializer.decode(Value.self, from: bytes)

@@ -16,6 +16,15 @@ public protocol CacheTier: Sendable {
     func put(_ entry: CacheEntry) async throws
     /// Removes the entry for `key`, if any.
     func remove(_ key: CacheKey) async throws
+    /// The largest envelope (``CacheEntry/encoded()``) the tier stores or reads, in bytes, or nil
+    /// when it sets no ceiling. ``Cache`` derives its decompression ceiling from it (see
+    /// ``Cache/Configuration/maximumDecompressedSize``). The default implementation returns nil.
+    var maxEntryBytes: Int? { get }
+}
+
+extension CacheTier {
+    /// No ceiling.
+    public var maxEntryBytes: Int? { nil }
 }
 
 extension CacheTier {

@@ -27,8 +27,10 @@ final class Transfer: @unchecked Sendable {
     let connectTimeoutMilliseconds: Int
     /// 0 means no deadline.
     let timeoutMilliseconds: Int
-    /// Largest response body accepted.
-    let responseLimit: Int
+    /// Largest body accepted with a 2xx status.
+    let successBodyLimit: Int
+    /// Largest body accepted with any other status (never above ``successBodyLimit``).
+    let errorBodyLimit: Int
 
     // loop
     var handle: UnsafeMutableRawPointer?
@@ -36,6 +38,10 @@ final class Transfer: @unchecked Sendable {
     var uploadOffset = 0
     var responseHeaders = HTTPHeaders()
     var responseBody: [UInt8] = []
+    /// The status of the response being received (0 until its status line arrives).
+    var responseStatus = 0
+    /// The body limit for ``responseStatus``.
+    var responseLimit: Int
     /// Set by the callbacks when the body passed ``responseLimit`` (they then abort the transfer).
     var exceededLimit = false
     let errorBuffer: UnsafeMutablePointer<CChar>
@@ -53,7 +59,10 @@ final class Transfer: @unchecked Sendable {
         } else {
             self.timeoutMilliseconds = 0
         }
-        self.responseLimit = max(0, configuration.maxResponseBodyBytes ?? Int.max)
+        let successBodyLimit = max(0, request.maxResponseBodyBytes ?? configuration.maxResponseBodyBytes ?? Int.max)
+        self.successBodyLimit = successBodyLimit
+        self.errorBodyLimit = min(successBodyLimit, max(0, request.maxErrorBodyBytes ?? configuration.maxErrorBodyBytes ?? Int.max))
+        self.responseLimit = successBodyLimit
         let size = CTierCacheCurl_error_size()
         errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
         errorBuffer.initialize(repeating: 0, count: size)
@@ -323,7 +332,7 @@ package final class CurlEngine: @unchecked Sendable {
         _ = CTierCacheCurl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         let outcome: Result<HTTPResponse, HTTPClientError>
         if transfer.exceededLimit {
-            outcome = .failure(.responseTooLarge(limit: transfer.responseLimit))
+            outcome = .failure(.responseTooLarge(status: transfer.responseStatus, limit: transfer.responseLimit))
         } else if result == CURLE_OK {
             outcome = .success(HTTPResponse(status: status, headers: transfer.responseHeaders, body: transfer.responseBody))
         } else {
@@ -507,10 +516,21 @@ private func parseHeaderLine(_ line: UnsafeRawBufferPointer, into transfer: Tran
     var end = line.count
     while end > 0 && (line[end - 1] == 0x0A || line[end - 1] == 0x0D) { end -= 1 }
     guard end > 0 else { return }
-    // A status line starts a new response (after a 1xx): keep only the last one's fields.
+    // A status line starts a new response (after a 1xx): keep only the last one's fields, and
+    // take the body limit for its status ("HTTP/1.1 404 Not Found": three digits after a space).
     if end >= 5 && line[0] == 0x48 && line[1] == 0x54 && line[2] == 0x54 && line[3] == 0x50 && line[4] == 0x2F {
         transfer.responseHeaders = HTTPHeaders()
         transfer.responseBody.removeAll(keepingCapacity: true)
+        var status = 0
+        if var index = line[0..<end].firstIndex(of: 0x20) {
+            index += 1
+            while index < end, line[index] >= 0x30, line[index] <= 0x39, status < 1000 {
+                status = status * 10 + Int(line[index] - 0x30)
+                index += 1
+            }
+        }
+        transfer.responseStatus = status
+        transfer.responseLimit = (200..<300).contains(status) ? transfer.successBodyLimit : transfer.errorBodyLimit
         return
     }
     guard let colon = line[0..<end].firstIndex(of: 0x3A) else { return }

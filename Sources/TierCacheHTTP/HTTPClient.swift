@@ -28,10 +28,15 @@ public final class HTTPClient: Sendable {
         public var maxIdleHandles: Int
         /// The `User-Agent` sent unless a request sets its own.
         public var userAgent: String
-        /// Largest response body accepted, or `nil` for no limit (the default). A larger body
-        /// (announced by `Content-Length` or received) aborts the transfer with
+        /// Largest response body accepted when a request sets none
+        /// (``HTTPRequest/maxResponseBodyBytes``), or `nil` for no limit (the default). A larger
+        /// body (announced by `Content-Length` or received) aborts the transfer with
         /// ``HTTPClientError/Code/responseTooLarge``.
         public var maxResponseBodyBytes: Int?
+        /// Largest body accepted with a non-2xx status when a request sets none
+        /// (``HTTPRequest/maxErrorBodyBytes``), or `nil` for no limit beyond
+        /// ``maxResponseBodyBytes`` (the default).
+        public var maxErrorBodyBytes: Int?
 
         /// Creates a configuration.
         public init(
@@ -42,7 +47,8 @@ public final class HTTPClient: Sendable {
             maxConnectionsPerHost: Int = 16,
             maxIdleHandles: Int = 16,
             userAgent: String = "swift-tiercache",
-            maxResponseBodyBytes: Int? = nil
+            maxResponseBodyBytes: Int? = nil,
+            maxErrorBodyBytes: Int? = nil
         ) {
             self.connectTimeout = connectTimeout
             self.timeout = timeout
@@ -52,6 +58,7 @@ public final class HTTPClient: Sendable {
             self.maxIdleHandles = maxIdleHandles
             self.userAgent = userAgent
             self.maxResponseBodyBytes = maxResponseBodyBytes
+            self.maxErrorBodyBytes = maxErrorBodyBytes
         }
     }
 

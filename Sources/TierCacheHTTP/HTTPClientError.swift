@@ -26,8 +26,9 @@ public struct HTTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
         /// The request cannot be sent: malformed URL, unsupported scheme, a header with a line
         /// break, an invalid method token.
         public static let invalidRequest = Code("invalidRequest")
-        /// The response body exceeded ``HTTPClient/Configuration/maxResponseBodyBytes``; the
-        /// transfer was aborted and its connection closed.
+        /// The response body exceeded the request's limit (``HTTPRequest/maxResponseBodyBytes``,
+        /// ``HTTPRequest/maxErrorBodyBytes`` or the configuration's); the transfer was aborted
+        /// and its connection closed. Never retryable: the same request would fail the same way.
         public static let responseTooLarge = Code("responseTooLarge")
         /// The client was shut down before or during the transfer.
         public static let shutdown = Code("shutdown")
@@ -60,9 +61,10 @@ public struct HTTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
     /// The client was shut down.
     static let shutdown = HTTPClientError(code: .shutdown, message: "the HTTP client was shut down")
 
-    /// A response body above the configured limit.
-    static func responseTooLarge(limit: Int) -> HTTPClientError {
-        HTTPClientError(code: .responseTooLarge, message: "the response body exceeds the limit of \(limit) bytes")
+    /// A response body above the request's limit for its status.
+    static func responseTooLarge(status: Int, limit: Int) -> HTTPClientError {
+        HTTPClientError(code: .responseTooLarge,
+                        message: "the body of the HTTP \(status) response exceeds the limit of \(limit) bytes", connected: true)
     }
 
     /// An invalid request.

@@ -161,6 +161,16 @@ public struct HTTPRequest: Sendable {
     /// The deadline for establishing the connection (DNS, TCP, TLS), or `nil` to use
     /// ``HTTPClient/Configuration/connectTimeout``. Irrelevant when a pooled connection is reused.
     public var connectTimeout: Duration?
+    /// The largest response body accepted for this request, or `nil` to use
+    /// ``HTTPClient/Configuration/maxResponseBodyBytes``. A larger `Content-Length` fails the
+    /// transfer before any body byte is read; a body without one (chunked, or delimited by the
+    /// connection's close) fails as soon as it grows past the limit. Either way the transfer is
+    /// aborted with ``HTTPClientError/Code/responseTooLarge`` and its connection closed.
+    public var maxResponseBodyBytes: Int?
+    /// The largest body accepted when the status is not 2xx (an error document, a proxy's error
+    /// page), or `nil` to use ``HTTPClient/Configuration/maxErrorBodyBytes``. Applies on top of
+    /// ``maxResponseBodyBytes``: the smaller of the two wins.
+    public var maxErrorBodyBytes: Int?
 
     /// Creates a request.
     /// - Parameters:
@@ -170,13 +180,18 @@ public struct HTTPRequest: Sendable {
     ///   - body: The body, sent with a `Content-Length`.
     ///   - timeout: Total deadline; `nil` uses the client's configuration.
     ///   - connectTimeout: Connect deadline; `nil` uses the client's configuration.
+    ///   - maxResponseBodyBytes: Largest response body; `nil` uses the client's configuration.
+    ///   - maxErrorBodyBytes: Largest body with a non-2xx status; `nil` uses the client's
+    ///     configuration.
     public init(
         method: HTTPMethod = .get,
         url: String,
         headers: HTTPHeaders = HTTPHeaders(),
         body: [UInt8] = [],
         timeout: Duration? = nil,
-        connectTimeout: Duration? = nil
+        connectTimeout: Duration? = nil,
+        maxResponseBodyBytes: Int? = nil,
+        maxErrorBodyBytes: Int? = nil
     ) {
         self.method = method
         self.url = url
@@ -184,6 +199,8 @@ public struct HTTPRequest: Sendable {
         self.body = body
         self.timeout = timeout
         self.connectTimeout = connectTimeout
+        self.maxResponseBodyBytes = maxResponseBodyBytes
+        self.maxErrorBodyBytes = maxErrorBodyBytes
     }
 }
 

@@ -37,11 +37,18 @@ struct RuntimeAPIClient: Sendable {
     let base: String
     /// Deadline for posts (response, error, init error, register).
     let postTimeout: Duration
+    /// The largest event `next` accepts: above Lambda's invocation payload limit (6 MB for
+    /// synchronous invocations, less for asynchronous ones), with room to spare.
+    static let maxEventBytes = 8 << 20
+    /// The largest answer to anything else (acknowledgements, registration, extension events,
+    /// error documents): they are a few hundred bytes.
+    static let maxAnswerBytes = 64 << 10
 
     init(runtimeAPI: String, postTimeout: Duration = .seconds(10)) {
         // No total timeout by default: `next` is a long poll that may wait for hours.
+        // Every answer but an event is small; `next` raises the limit for its own request.
         http = HTTPClient(configuration: .init(connectTimeout: .seconds(1), timeout: nil, maxConnectionsPerHost: 4,
-                                               userAgent: "swift-tiercache-lambda"))
+                                               userAgent: "swift-tiercache-lambda", maxResponseBodyBytes: Self.maxAnswerBytes))
         base = "http://\(runtimeAPI)"
         self.postTimeout = postTimeout
     }
@@ -58,7 +65,8 @@ struct RuntimeAPIClient: Sendable {
 
     /// `GET /2018-06-01/runtime/invocation/next`, with no timeout.
     func next() async throws(LambdaRuntimeError) -> Invocation {
-        let response = try await execute(HTTPRequest(method: .get, url: "\(base)/2018-06-01/runtime/invocation/next"))
+        let response = try await execute(HTTPRequest(method: .get, url: "\(base)/2018-06-01/runtime/invocation/next",
+                                                     maxResponseBodyBytes: Self.maxEventBytes, maxErrorBodyBytes: Self.maxAnswerBytes))
         return try Self.invocation(from: response)
     }
 

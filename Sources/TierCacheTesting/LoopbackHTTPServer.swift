@@ -80,6 +80,7 @@ public final class LoopbackHTTPServer: Sendable {
             case reset
             case delay(Duration)
             case truncateBody(keeping: Int)
+            case closeDelimitedBody
             case status(Int)
         }
 
@@ -97,6 +98,9 @@ public final class LoopbackHTTPServer: Sendable {
         /// Sends the handler's status and headers with the full `Content-Length`, then only the
         /// first `keeping` bytes of the body, then closes.
         public static func truncateBody(keeping: Int) -> Fault { Fault(kind: .truncateBody(keeping: keeping)) }
+        /// Sends the handler's response with neither `Content-Length` nor chunked coding: the body
+        /// ends when the server closes the connection (HTTP/1.1's last resort, RFC 9112 §6.3).
+        public static let closeDelimitedBody = Fault(kind: .closeDelimitedBody)
         /// Answers with this status and a short text body without calling the handler.
         public static func status(_ code: Int) -> Fault { Fault(kind: .status(code)) }
 
@@ -439,6 +443,7 @@ private final class ServerState: @unchecked Sendable {
             }
             var response: LoopbackHTTPServer.Response
             var truncateTo: Int? = nil
+            var closeDelimited = false
             switch fault?.kind {
             case .neverAnswer?:
                 connectionState.waitUntilClosed()
@@ -456,6 +461,13 @@ private final class ServerState: @unchecked Sendable {
             case .truncateBody(let keeping)?:
                 response = handler(request)
                 truncateTo = max(0, min(keeping, response.body.count))
+            case .closeDelimitedBody?:
+                response = handler(request)
+                response.headers.removeAll {
+                    ["content-length", "transfer-encoding", "connection"].contains($0.name.lowercased())
+                }
+                response.headers.append(("Connection", "close"))
+                closeDelimited = true
             case .status(let code)?:
                 response = .init(status: code, headers: [("Content-Type", "text/plain")], body: Array("injected fault: status \(code)\n".utf8))
             case nil:
@@ -471,7 +483,8 @@ private final class ServerState: @unchecked Sendable {
             }
             var head = Self.head(
                 status: response.status, headers: response.headers,
-                contentLength: hasLength || response.status == 204 || (100..<200).contains(response.status) ? nil : response.body.count
+                contentLength: hasLength || closeDelimited || response.status == 204 || (100..<200).contains(response.status)
+                    ? nil : response.body.count
             )
             var closeAfter = parsed.wantsClose
                 || response.headers.contains { $0.name.lowercased() == "connection" && $0.value.lowercased() == "close" }

@@ -358,6 +358,18 @@ struct DiskTierBudgetTests {
         #expect(try await tier.get(try key("b99")) != nil)
     }
 
+    @Test func entryCeilingBoundsTheCachesDecompression() throws {
+        let dir = TemporaryRoot("ceiling")
+        defer { dir.remove() }
+        let explicit = DiskTier(configuration: .init(root: dir.root, maxBytes: 400 << 20, maxEntrySize: 48 << 20))
+        #expect(explicit.maxEntryBytes == 48 << 20)
+        let derived = DiskTier(configuration: .init(root: dir.root, maxBytes: 400 << 20))
+        #expect(derived.maxEntryBytes == 100 << 20)
+        // The cache takes the larger of its memory budget and the tiers' ceilings.
+        let cache = Cache<String>(configuration: .init(memory: .init(maxBytes: 16 << 20)), chain: TierChain([.local(explicit)]))
+        #expect(cache.maximumDecompressedSize == 48 << 20)
+    }
+
     @Test func tooLargeEntryIsSkippedAndCounted() async throws {
         let dir = TemporaryRoot("large")
         defer { dir.remove() }

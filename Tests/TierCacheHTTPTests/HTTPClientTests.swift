@@ -635,3 +635,95 @@ struct HTTPClientLimitTests {
         #expect(statistics.created == statistics.idle + statistics.cleanedUp)
     }
 }
+
+@Suite("HTTPClient per-request limits")
+struct HTTPClientRequestLimitTests {
+    /// `/N` answers N bytes: with a Content-Length by default, chunked with `?chunked`, and with
+    /// the status from `?status=S`. `/announce` announces a gigabyte and sends ten bytes.
+    static func server() throws -> LoopbackHTTPServer {
+        try LoopbackHTTPServer { request in
+            if request.path == "/announce" {
+                return .init(status: 200, headers: [("Content-Length", "1073741824")], body: Array("0123456789".utf8))
+            }
+            let size = Int(request.path.dropFirst()) ?? 0
+            var status = 200
+            if let query = request.query, query.hasPrefix("status="), let value = Int(query.dropFirst(7)) { status = value }
+            if request.query == "chunked" {
+                var wire: [UInt8] = []
+                var left = size
+                while left > 0 {
+                    let piece = min(left, 4096)
+                    wire += Array("\(String(piece, radix: 16))\r\n".utf8) + [UInt8](repeating: 67, count: piece) + [13, 10]
+                    left -= piece
+                }
+                wire += Array("0\r\n\r\n".utf8)
+                return .init(status: status, headers: [("Transfer-Encoding", "chunked")], body: wire)
+            }
+            return .init(status: status, body: [UInt8](repeating: 68, count: size))
+        }
+    }
+
+    @Test("a request's own limit: Content-Length checked before reading, chunked and close-delimited bodies cut while streaming")
+    func perRequestLimit() async throws {
+        let server = try Self.server()
+        defer { server.stop() }
+        let client = HTTPClient()  // no limit of its own
+        defer { client.shutdown() }
+        func get(_ path: String, limit: Int?, errorLimit: Int? = nil) async throws -> HTTPResponse {
+            try await client.execute(HTTPRequest(url: server.baseURL + path, timeout: .seconds(60),
+                                                 maxResponseBodyBytes: limit, maxErrorBodyBytes: errorLimit))
+        }
+        func tooLarge(_ path: String, limit: Int?, errorLimit: Int? = nil, sourceLocation: SourceLocation = #_sourceLocation) async {
+            let error = await #expect(throws: HTTPClientError.self, sourceLocation: sourceLocation) {
+                try await get(path, limit: limit, errorLimit: errorLimit)
+            }
+            #expect(error?.code == .responseTooLarge, sourceLocation: sourceLocation)
+            #expect(error?.isRetryable == false, sourceLocation: sourceLocation)
+        }
+
+        #expect(try await get("/100000", limit: 100_000).body.count == 100_000)
+        await tooLarge("/100001", limit: 100_000)
+        // A gigabyte announced: refused from the header, without waiting for a body that never comes.
+        await tooLarge("/announce", limit: 1 << 20)
+        await tooLarge("/300000?chunked", limit: 100_000)
+        #expect(try await get("/99999?chunked", limit: 100_000).body == [UInt8](repeating: 67, count: 99_999))
+        server.enqueue(.closeDelimitedBody)
+        await tooLarge("/300000", limit: 100_000)
+        server.enqueue(.closeDelimitedBody)
+        let delimited = try await get("/90000", limit: 100_000)
+        #expect(delimited.body == [UInt8](repeating: 68, count: 90_000))
+        #expect(delimited.headers["content-length"] == nil)
+        // Without a limit anywhere, the same bodies come back whole.
+        #expect(try await get("/300000?chunked", limit: nil).body.count == 300_000)
+
+        // Error bodies have their own, smaller cap; a small error body is still a response.
+        await tooLarge("/100000?status=404", limit: 1 << 20, errorLimit: 65_536)
+        let notFound = try await get("/1000?status=404", limit: 1 << 20, errorLimit: 65_536)
+        #expect(notFound.status == 404 && notFound.body.count == 1000)
+        // The error cap never raises the success limit, and does not apply to a 2xx body.
+        await tooLarge("/5000?status=500", limit: 4096, errorLimit: 65_536)
+        #expect(try await get("/100000", limit: 1 << 20, errorLimit: 65_536).body.count == 100_000)
+        expectNoLeakedHandles(client)
+    }
+
+    @Test("the request's limit overrides the client's; the client's applies when the request sets none")
+    func requestOverridesConfiguration() async throws {
+        let server = try Self.server()
+        defer { server.stop() }
+        let client = HTTPClient(configuration: .init(maxResponseBodyBytes: 1000, maxErrorBodyBytes: 100))
+        defer { client.shutdown() }
+        let raised = try await client.execute(HTTPRequest(url: server.baseURL + "/5000", maxResponseBodyBytes: 10_000))
+        #expect(raised.body.count == 5000)
+        let configured = await #expect(throws: HTTPClientError.self) {
+            try await client.execute(HTTPRequest(url: server.baseURL + "/5000"))
+        }
+        #expect(configured?.code == .responseTooLarge)
+        let errorBody = await #expect(throws: HTTPClientError.self) {
+            try await client.execute(HTTPRequest(url: server.baseURL + "/500?status=503"))
+        }
+        #expect(errorBody?.code == .responseTooLarge)
+        #expect(errorBody?.message.contains("503") == true)
+        #expect(try await client.execute(HTTPRequest(url: server.baseURL + "/100?status=503")).status == 503)
+        expectNoLeakedHandles(client)
+    }
+}

@@ -108,6 +108,30 @@ import TierCacheLZ4
 }
 
 @Suite struct LZ4LimitTests {
+    @Test("a declared length above 255 times the block is refused before allocating; the most compressible input still round-trips")
+    func declaredLengthAboveTheFormatsRatio() throws {
+        let codec = try LZ4Codec()
+        // Zeros compress as well as LZ4 can: close to, never above, 255 to 1.
+        let zeros = [UInt8](repeating: 0, count: 8 << 20)
+        let block = try #require(try codec.compress(zeros)).bytes
+        #expect(block.count * LZ4Codec.maximumRatio >= zeros.count)
+        #expect(try codec.decompress(block, uncompressedLength: zeros.count, dictionaryID: 0) == zeros)
+        for declared in [block.count * 255 + 1, block.count * 1000, LZ4Codec.defaultMaximumDecompressedSize] {
+            #expect {
+                _ = try codec.decompress(block, uncompressedLength: declared, dictionaryID: 0)
+            } throws: { error in
+                let error = error as? TierCacheError
+                return error?.code == .sizeLimitExceeded && error?.message.contains("255 times") == true
+            }
+        }
+        // A tiny block declaring a large (under the ceiling) length: the old allocate-then-fail path.
+        let tiny = try #require(try LZ4Codec(configuration: .init(minimumInputSize: 0)).compress([UInt8](repeating: 7, count: 300))).bytes
+        #expect {
+            _ = try codec.decompress(tiny, uncompressedLength: 200 << 20, dictionaryID: 0)
+        } throws: { ($0 as? TierCacheError)?.code == .sizeLimitExceeded }
+        #expect(try codec.decompress(tiny, uncompressedLength: 300, dictionaryID: 0) == [UInt8](repeating: 7, count: 300))
+    }
+
     @Test func declaredLengthAboveCeilingIsRejectedBeforeAllocating() throws {
         try CodecLimitChecks.declaredLengthAboveCeiling(LZ4Codec(), ceiling: LZ4Codec.defaultMaximumDecompressedSize)
     }
@@ -145,6 +169,9 @@ import TierCacheLZ4
             do {
                 _ = try codec.decompress(Array(block.prefix(length)), uncompressedLength: input.count, dictionaryID: 0)
                 Issue.record("a \(length)-byte prefix of a \(block.count)-byte block decompressed")
+            } catch where input.count > length * LZ4Codec.maximumRatio {
+                // A prefix too short to hold the declared length is refused before decompressing.
+                #expect(error.code == .sizeLimitExceeded)
             } catch {
                 #expect(error.code == .codec)
                 #expect(error.message.contains("LZ4_decompress_safe") || error.message.contains("declares"))
@@ -193,7 +220,7 @@ import TierCacheLZ4
                 let output = try fast.decompress(mutated, uncompressedLength: declared, dictionaryID: 0)
                 #expect(output.count == declared)
             } catch {
-                #expect(error.code == .codec, "\(error)")
+                #expect(error.code == (declared > mutated.count * LZ4Codec.maximumRatio ? .sizeLimitExceeded : .codec), "\(error)")
                 thrown += 1
             }
         }

@@ -44,6 +44,21 @@ struct RuntimeLoopTests {
         h.emulator.stop()
     }
 
+    @Test("Runtime API answers are bounded: a 5 MiB event is delivered, a 9 MiB one ends the loop with a typed error")
+    func eventSizeBound() async throws {
+        let h = try Harness(configuration: .init(registerShutdownExtension: false, maxInvocations: 2))
+        let run = Task { await h.runtime.run { .raw { bytes, _ in Array(String(bytes.count).utf8) } } }
+        let fits = h.emulator.enqueue([UInt8](repeating: 0x20, count: 5 << 20))
+        let outcome = try #require(await h.emulator.outcome(for: fits))
+        #expect(outcome.text == String(5 << 20))
+        _ = h.emulator.enqueue([UInt8](repeating: 0x20, count: 9 << 20))
+        let result = await run.value
+        #expect(result.invocations == 1)
+        #expect(result.exitStatus == 2)
+        #expect(result.reason.contains("responseTooLarge"))
+        h.emulator.stop()
+    }
+
     struct Refused: Error {}
 
     @Test("a handler error is posted to /error with its type, and the loop goes on")

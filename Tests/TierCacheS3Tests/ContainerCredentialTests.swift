@@ -56,6 +56,9 @@ struct ContainerCredentialTests {
         clock.advance(by: .seconds(3000))
         #expect(try await provider.credentials().accessKeyID == "ASIACONTAINER1")
         clock.advance(by: .seconds(400))  // inside the 5-minute refresh window
+        // Still valid: served at once while the refresh runs in the background.
+        #expect(try await provider.credentials().accessKeyID == "ASIACONTAINER1")
+        await provider.waitForRefresh()
         #expect(try await provider.credentials().accessKeyID == "ASIACONTAINER2")
         #expect(endpoint.served.value == 2)
         #expect(await provider.fetchCount == 2)
@@ -113,7 +116,7 @@ struct ContainerCredentialTests {
         #expect(ContainerCredentialProvider.validate("http://169.254.170.23/v1/credentials") == nil)
     }
 
-    @Test("the default chain: environment first, then container, then profile")
+    @Test("the default chain: environment, then profile, then container (IMDS off)")
     func defaultChain() async throws {
         let clock = ManualClock(start: WallTime(millisecondsSince1970: 1_800_000_000_000))
         let endpoint = try Endpoint(expectedToken: nil, clock: clock)
@@ -121,7 +124,7 @@ struct ContainerCredentialTests {
         defer { http.shutdown() }
         let dir = try TemporaryDirectory()
         let credentialsFile = try dir.write("credentials", "[default]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = p\n")
-        let base = ["HOME": dir.path, "AWS_SHARED_CREDENTIALS_FILE": credentialsFile]
+        let base = ["HOME": dir.path, "AWS_SHARED_CREDENTIALS_FILE": credentialsFile, "AWS_EC2_METADATA_DISABLED": "true"]
 
         var env = base
         env["AWS_ACCESS_KEY_ID"] = "AKIDENV"
@@ -131,6 +134,8 @@ struct ContainerCredentialTests {
         #expect(try await CredentialChain.default(explicit: AWSCredentials(accessKeyID: "AKIDEXPLICIT", secretAccessKey: "x"),
                                                   environment: env, httpClient: http).credentials().accessKeyID == "AKIDEXPLICIT")
         env["AWS_ACCESS_KEY_ID"] = nil
+        #expect(try await CredentialChain.default(environment: env, httpClient: http).credentials().accessKeyID == "AKIDPROFILE")
+        env["AWS_SHARED_CREDENTIALS_FILE"] = dir.path + "/none"
         #expect(try await CredentialChain.default(environment: env, httpClient: http).credentials().accessKeyID == "ASIACONTAINER1")
         #expect(try await CredentialChain.default(environment: base, httpClient: http).credentials().accessKeyID == "AKIDPROFILE")
     }

@@ -148,46 +148,190 @@ struct CredentialTests {
         }
     }
 
-    @Test("refreshing provider: single flight, refresh before expiry, cached on failure, no secrets logged")
+    @Test("refreshing provider: single flight at start, cached while valid, refreshed in the background, no secrets logged")
     func refreshing() async throws {
         let clock = ManualClock(start: WallTime(millisecondsSince1970: 1_000_000_000))
         let calls = LockedCounter()
-        let failNext = LockedFlag()
+        let gate = Gate()
+        gate.open()
         let logs = CapturedLogs()
         let provider = RefreshingCredentialProvider(refreshBefore: .seconds(300), clock: clock, logger: logs.logger()) {
             () throws(TierCacheError) -> AWSCredentials in
             let n = calls.increment()
-            try? await Task.sleep(for: .milliseconds(20))
-            if failNext.value { throw TierCacheError(.credentialsFailed, "endpoint said no") }
+            await gate.wait()
             return AWSCredentials(accessKeyID: "ASIA\(n)", secretAccessKey: "refreshsecret-\(n)",
                                   sessionToken: "refreshtoken-\(n)", expiration: clock.now().advanced(by: .seconds(3600)))
         }
-        // Ten concurrent callers share one fetch.
-        let ids = try await withThrowingTaskGroup(of: String.self) { group in
-            for _ in 0..<10 { group.addTask { try await provider.credentials().accessKeyID } }
-            return try await group.reduce(into: [String]()) { $0.append($1) }
+        // Ten concurrent callers with nothing cached share one fetch.
+        gate.close()
+        let waiting = Task {
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<10 { group.addTask { try await provider.credentials().accessKeyID } }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
         }
-        #expect(Set(ids) == ["ASIA1"])
+        try await waitUntil { calls.value == 1 }
+        gate.open()
+        #expect(Set(try await waiting.value) == ["ASIA1"])
         #expect(calls.value == 1)
-        // Still well before expiry: cached.
+        // Well before expiry: cached, nothing fetched.
         clock.advance(by: .seconds(3000))
         #expect(try await provider.credentials().accessKeyID == "ASIA1")
         #expect(calls.value == 1)
-        // Inside the refresh window: refreshed.
+        // Inside the refresh window, with the source hanging: the cached credentials come back at
+        // once, from every caller, while one refresh runs in the background.
+        gate.close()
         clock.advance(by: .seconds(400))
+        for _ in 0..<5 { #expect(try await provider.credentials().accessKeyID == "ASIA1") }
+        #expect(await provider.fetchCount == 2)
+        gate.open()
+        await provider.waitForRefresh()
         #expect(try await provider.credentials().accessKeyID == "ASIA2")
         #expect(calls.value == 2)
-        // A failed refresh while still valid returns the cached credentials and logs a warning.
-        failNext.set(true)
-        clock.advance(by: .seconds(3400))
-        #expect(try await provider.credentials().accessKeyID == "ASIA2")
-        // Once expired, the failure is thrown.
-        clock.advance(by: .seconds(600))
-        await #expect(throws: TierCacheError.self) { try await provider.credentials() }
-        #expect(logs.text.contains("credential refresh failed"))
         #expect(!logs.text.contains("refreshsecret"))
         #expect(!logs.text.contains("refreshtoken"))
     }
+
+    @Test("refreshing provider: failed refreshes back off (1 s, 2 s, ...) while cached credentials are served; expired ones fail fast")
+    func refreshBackoff() async throws {
+        let clock = ManualClock(start: WallTime(millisecondsSince1970: 1_000_000_000))
+        let calls = LockedCounter()
+        let failing = LockedFlag()
+        let logs = CapturedLogs()
+        let provider = RefreshingCredentialProvider(refreshBefore: .seconds(300), retryBackoff: .seconds(1), maxRetryBackoff: .seconds(4),
+                                                    clock: clock, logger: logs.logger()) {
+            () throws(TierCacheError) -> AWSCredentials in
+            let n = calls.increment()
+            if failing.value { throw TierCacheError(.credentialsFailed, "endpoint said no") }
+            return AWSCredentials(accessKeyID: "ASIA\(n)", secretAccessKey: "s", expiration: clock.now().advanced(by: .seconds(3600)))
+        }
+        #expect(try await provider.credentials().accessKeyID == "ASIA1")
+        failing.set(true)
+        clock.advance(by: .seconds(3400))  // 200 s left: inside the window
+        // Each call below would have started a refresh without the backoff.
+        func serveCached(expectingCalls expected: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            #expect(try await provider.credentials().accessKeyID == "ASIA1", sourceLocation: sourceLocation)
+            await provider.waitForRefresh()
+            #expect(calls.value == expected, sourceLocation: sourceLocation)
+        }
+        try await serveCached(expectingCalls: 2)            // failure 1: next try in 1 s
+        try await serveCached(expectingCalls: 2)
+        clock.advance(by: .milliseconds(900))
+        try await serveCached(expectingCalls: 2)
+        clock.advance(by: .milliseconds(200))
+        try await serveCached(expectingCalls: 3)            // failure 2: next try in 2 s
+        clock.advance(by: .milliseconds(1500))
+        try await serveCached(expectingCalls: 3)
+        clock.advance(by: .milliseconds(600))
+        try await serveCached(expectingCalls: 4)            // failure 3: next try in 4 s (the cap)
+        clock.advance(by: .milliseconds(4100))
+        try await serveCached(expectingCalls: 5)            // failure 4: still 4 s
+        clock.advance(by: .milliseconds(3900))
+        try await serveCached(expectingCalls: 5)
+        #expect(logs.text.contains("credential refresh failed; using cached credentials until they expire"))
+
+        // Expired: a caller waits for a refresh and gets its failure; callers inside the backoff
+        // get the same failure at once, without asking the source again.
+        clock.advance(by: .seconds(300))
+        await #expect(throws: TierCacheError.self) { try await provider.credentials() }
+        let afterExpiry = calls.value
+        for _ in 0..<5 { await #expect(throws: TierCacheError.self) { try await provider.credentials() } }
+        #expect(calls.value == afterExpiry)
+        // The source recovers; after the backoff the next caller gets fresh credentials.
+        failing.set(false)
+        clock.advance(by: .seconds(5))
+        #expect(try await provider.credentials().accessKeyID == "ASIA\(afterExpiry + 1)")
+    }
+
+    @Test("refreshing provider: a caller with nothing cached gives up at its deadline; the refresh goes on for the next caller")
+    func refreshUnderDeadline() async throws {
+        let clock = ManualClock(start: WallTime(millisecondsSince1970: 1_000_000_000))
+        let calls = LockedCounter()
+        let gate = Gate()
+        let provider = RefreshingCredentialProvider(clock: clock) { () throws(TierCacheError) -> AWSCredentials in
+            let n = calls.increment()
+            await gate.wait()
+            return AWSCredentials(accessKeyID: "ASIA\(n)", secretAccessKey: "s", expiration: clock.now().advanced(by: .seconds(3600)))
+        }
+        do {
+            _ = try await provider.credentials(deadline: .now.advanced(by: .milliseconds(100)))
+            Issue.record("resolved while the source hangs")
+        } catch {
+            #expect(error.code == .timeout)
+        }
+        do {
+            _ = try await provider.credentials(deadline: .now.advanced(by: .milliseconds(50)))
+            Issue.record("resolved while the source hangs")
+        } catch {
+            #expect(error.code == .timeout)
+        }
+        #expect(calls.value == 1, "the second caller joined the refresh in flight")
+        gate.open()
+        await provider.waitForRefresh()
+        #expect(try await provider.credentials(deadline: .now.advanced(by: .milliseconds(1))).accessKeyID == "ASIA1")
+        #expect(calls.value == 1)
+    }
+}
+
+/// An async gate: `wait()` returns once the gate is open, or after `limit` (so that a test of
+/// code that blocks fails instead of hanging).
+final class Gate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var isOpen = false
+    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextID = 0
+
+    func open() {
+        lock.lock()
+        isOpen = true
+        let all = waiters.values
+        waiters = [:]
+        lock.unlock()
+        for waiter in all { waiter.resume() }
+    }
+
+    func close() { lock.lock(); isOpen = false; lock.unlock() }
+
+    private func timeOut(_ id: Int) {
+        lock.lock()
+        let waiter = waiters.removeValue(forKey: id)
+        lock.unlock()
+        waiter?.resume()
+    }
+
+    func wait(limit: Duration = .seconds(30)) async {
+        let id: Int? = {
+            lock.lock(); defer { lock.unlock() }
+            if isOpen { return nil }
+            nextID += 1
+            return nextID
+        }()
+        guard let id else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if isOpen {
+                lock.unlock()
+                continuation.resume()
+                return
+            }
+            waiters[id] = continuation
+            lock.unlock()
+            Task {
+                try? await Task.sleep(for: limit)
+                self.timeOut(id)
+            }
+        }
+    }
+}
+
+/// Polls `condition` every 5 ms for up to 30 s; fails the test if it never holds.
+func waitUntil(_ what: String = "condition", sourceLocation: SourceLocation = #_sourceLocation,
+               _ condition: @Sendable () async -> Bool) async throws {
+    for _ in 0..<6000 {
+        if await condition() { return }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    Issue.record("\(what) never held", sourceLocation: sourceLocation)
 }
 
 final class LockedCounter: @unchecked Sendable {

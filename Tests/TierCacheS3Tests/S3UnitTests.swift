@@ -124,17 +124,48 @@ struct S3UnitTests {
         for cut in 0..<listing.count { _ = XMLElement.parse(Array(listing[..<cut])) }
     }
 
-    @Test("the revalidation cache is bounded")
+    @Test("the revalidation cache is a bounded LRU: count, byte budget, and 100,000 put/remove cycles stay at the bound")
     func revalidationCacheBounded() throws {
         let key = try CacheKey(namespace: "ns", name: "n")
         let entry = CacheEntry(key: key, serializerID: .json, codecID: .identity, createdAt: WallTime(millisecondsSince1970: 0),
                                freshUntil: WallTime(millisecondsSince1970: 0), staleUntil: WallTime(millisecondsSince1970: 0),
                                uncompressedLength: 0, payload: [])
-        var cache = RevalidationCache(capacity: 3)
-        for i in 0..<5000 { cache.set("k\(i % 7)", .init(etag: "e\(i)", entry: entry)) }
+        // Each item below counts 1,000 envelope bytes + a 6-byte key + a 2-byte ETag.
+        var cache = RevalidationCache(capacity: 3, maxBytes: 1 << 20)
+        for i in 0..<5000 { cache.set("k\(i % 7)", .init(etag: "e\(i % 10)", entry: entry), envelopeBytes: 1000) }
         let present = (0..<7).filter { cache.get("k\($0)") != nil }
-        #expect(present.count <= 3 && present.count > 0)
+        #expect(present.count == 3)
         cache.remove("k\(present[0])")
         #expect(cache.get("k\(present[0])") == nil)
+
+        // Least recently *used* goes first: reading a key keeps it.
+        var lru = RevalidationCache(capacity: 3, maxBytes: 1 << 20)
+        for name in ["aaaaaa", "bbbbbb", "cccccc"] { lru.set(name, .init(etag: "e1", entry: entry), envelopeBytes: 1000) }
+        _ = lru.get("aaaaaa")
+        lru.set("dddddd", .init(etag: "e1", entry: entry), envelopeBytes: 1000)
+        #expect(lru.get("aaaaaa") != nil && lru.get("bbbbbb") == nil && lru.count == 3 && lru.bytes == 3 * 1008)
+
+        // The byte budget evicts before the count does; an item above the budget is not kept.
+        var budget = RevalidationCache(capacity: 100, maxBytes: 2500)
+        for i in 0..<10 { budget.set("kkkkk\(i)", .init(etag: "e1", entry: entry), envelopeBytes: 1000) }
+        #expect(budget.count == 2 && budget.bytes == 2016)
+        budget.set("huge00", .init(etag: "e1", entry: entry), envelopeBytes: 5000)
+        #expect(budget.get("huge00") == nil && budget.bytes == 2016)
+
+        // A put then a remove of ever new keys (a tier writing and deleting entries) holds nothing
+        // and allocates nothing more than its bound.
+        var cycles = RevalidationCache(capacity: 128, maxBytes: 8 << 20)
+        for i in 0..<100_000 {
+            let name = "tiercache/ns/entry-\(i).v1"
+            cycles.set(name, .init(etag: "\"\(i)\"", entry: entry), envelopeBytes: 100)
+            if i % 1000 == 0 { #expect(cycles.count == 1) }
+            cycles.remove(name)
+        }
+        #expect(cycles.count == 0 && cycles.bytes == 0)
+        #expect(cycles.slots <= 129)
+        // Filling it keeps it at its bound too.
+        for i in 0..<100_000 { cycles.set("key-\(i)", .init(etag: "e", entry: entry), envelopeBytes: 100) }
+        #expect(cycles.count == 128 && cycles.slots <= 129)
+        #expect(cycles.bytes == (0..<128).reduce(0) { total, n in total + 100 + "key-\(99_872 + n)".utf8.count + 1 })
     }
 }

@@ -369,3 +369,60 @@ enum Fixtures {
     private static let trained = Result { try ZstdDictionary.train(samples: try split().training) }
     private static let other = Result { try ZstdDictionary.train(samples: try split().held) }
 }
+
+/// The cache's decompression ceiling: derived from its budgets unless set, checked before the
+/// codec allocates anything.
+@Suite struct DecompressionCeilingTests {
+    /// A tier holding one entry, with an optional entry ceiling.
+    struct OneEntryTier: CacheTier {
+        let entry: CacheEntry
+        let maxEntryBytes: Int?
+        var name: String { "one" }
+        func get(_ key: CacheKey) async throws -> CacheEntry? { key == entry.key ? entry : nil }
+        func put(_ entry: CacheEntry) async throws {}
+        func remove(_ key: CacheKey) async throws {}
+    }
+
+    @Test("a small entry that declares more than the cache's budgets allow is refused, unless the ceiling is raised")
+    func derivedFromBudgets() async throws {
+        let key = try CacheKey(namespace: "bomb", name: "three-mebibytes")
+        let now = WallTime(millisecondsSince1970: 1_000_000)
+        let writer = Cache<String>(configuration: .init(codec: try ZstdCodec(), memory: nil))
+        let entry = try writer.encode(key, value: String(repeating: "a", count: 3 << 20), createdAt: now,
+                                      freshUntil: now.advanced(by: .seconds(3600)), staleUntil: now.advanced(by: .seconds(7200)))
+        #expect(entry.payload.count < 1024, "3 MiB of one letter compresses to almost nothing")
+        #expect(entry.uncompressedLength > 3 << 20)
+
+        // The default: the larger of the memory budget and the tiers' entry ceilings.
+        let clock = FixedClock(time: now)
+        func cache(memory: Int?, tierCeiling: Int?, override: Int? = nil) -> Cache<String> {
+            Cache<String>(configuration: .init(codec: try! ZstdCodec(), memory: memory.map { .init(maxBytes: $0) }, clock: clock,
+                                               maximumDecompressedSize: override),
+                          chain: TierChain([.remote(OneEntryTier(entry: entry, maxEntryBytes: tierCeiling))]))
+        }
+        let small = cache(memory: 1 << 20, tierCeiling: 2 << 20)
+        #expect(small.maximumDecompressedSize == 2 << 20)
+        do {
+            _ = try small.decode(entry)
+            Issue.record("a 3 MiB payload decoded under a 2 MiB ceiling")
+        } catch {
+            #expect(error.code == .sizeLimitExceeded)
+        }
+        #expect(await small.get(key) == nil, "in a read, a counted decode failure: a miss")
+        #expect(cache(memory: 8 << 20, tierCeiling: 1 << 20).maximumDecompressedSize == 8 << 20)
+        #expect(try cache(memory: 8 << 20, tierCeiling: 1 << 20).decode(entry).count == 3 << 20)
+        #expect(await cache(memory: nil, tierCeiling: 4 << 20).get(key)?.value.count == 3 << 20)
+        // An override wins both ways.
+        #expect(try cache(memory: 1 << 20, tierCeiling: nil, override: 16 << 20).decode(entry).count == 3 << 20)
+        #expect(cache(memory: 64 << 20, tierCeiling: 64 << 20, override: 1 << 20).maximumDecompressedSize == 1 << 20)
+        // No budget anywhere: the codecs' former default.
+        #expect(cache(memory: nil, tierCeiling: nil).maximumDecompressedSize == Cache<String>.fallbackMaximumDecompressedSize)
+        #expect(Cache<String>.fallbackMaximumDecompressedSize == 256 << 20)
+    }
+}
+
+/// A clock standing still.
+struct FixedClock: CacheClock {
+    let time: WallTime
+    func now() -> WallTime { time }
+}

@@ -59,6 +59,9 @@ public final class DiskTier: CacheTier {
     public let maxBytes: UInt64
     /// The entry budget in force.
     public let maxEntries: Int
+    /// The largest envelope written (``Configuration/maxEntrySize`` or a quarter of the byte
+    /// budget); ``Cache`` derives its decompression ceiling from it.
+    public var maxEntryBytes: Int? { maxEntrySize }
 
     /// The configured root without trailing slashes.
     let root: String

@@ -74,6 +74,8 @@ public final class MultiRegionS3Tier: CacheTier {
 
     /// The tier's name in logs and metrics (``Configuration/name``).
     public var name: String { configuration.name }
+    /// The template's ``S3Tier/Configuration/maxEntryBytes``, which every bucket's tier uses.
+    public var maxEntryBytes: Int? { configuration.tierTemplate.maxEntryBytes }
     /// The configuration in use.
     public let configuration: Configuration
     /// The resolver consulted per operation.

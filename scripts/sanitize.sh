@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?usage: scripts/sanitize.sh thread|address [filter]}
-if [[ $kind == address ]]; then default='.*'; else default='TierChainTests|CacheTests|MemoryTierTests|RemovalFenceTests|DiskTier|S3LeaseMotoTests|CredentialTests|CredentialSourceTests'; fi
+if [[ $kind == address ]]; then default='.*'; else default='TierChainTests|CacheTests|MemoryTierTests|RemovalFenceTests|DiskTier|S3LeaseMotoTests|S3LeaseReleaseTests|CredentialTests|CredentialSourceTests'; fi
 filter=${2:-$default}
 scratch=".build-$kind"
 swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" 2>&1 | grep -E "error|warning: .*(Sources|Tests|Codecs|Backends)/" && exit 1

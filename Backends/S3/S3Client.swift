@@ -14,7 +14,8 @@ public import TierCacheHTTP
 ///
 /// - Addressing: virtual-hosted (`bucket.s3.region.amazonaws.com`) by default; path-style
 ///   (`host/bucket/key`) automatically for IP-literal and `localhost` endpoints and for bucket
-///   names that are not DNS-safe, or always when ``Configuration/addressingStyle`` says so.
+///   names that are not DNS-safe, or always when ``Configuration/addressingStyle`` says so;
+///   ``AddressingStyle/accessPoint`` for an endpoint that is the bucket's own (`host/key`).
 /// - Retries: the AWS SDKs' standard mode: up to ``Configuration/maxAttempts`` attempts (3),
 ///   exponential backoff with full jitter, on 5xx answers (`SlowDown` included), connection
 ///   failures and timeouts; never on other 4xx. No attempt and no backoff goes past the call's
@@ -33,6 +34,10 @@ public final class S3Client: Sendable {
         public static let virtualHosted = AddressingStyle(kind: 1)
         /// Always `host/bucket/key`.
         public static let path = AddressingStyle(kind: 2)
+        /// `host/key`: the endpoint's host already names the bucket, as an access point's or a
+        /// Multi-Region Access Point's does (`<alias>.accesspoint.s3-global.amazonaws.com`); the
+        /// bucket name is in neither the host nor the path.
+        public static let accessPoint = AddressingStyle(kind: 3)
     }
 
     /// Client settings; every one has a default.
@@ -209,6 +214,13 @@ public final class S3Client: Sendable {
     }
 
     /// PutObject: writes an object in one request.
+    ///
+    /// A conditional write (``S3PutOptions/ifNoneMatch`` or ``S3PutOptions/ifMatch``) carries a
+    /// random id in `x-amz-meta-tiercache-write-id`. When it gets 412 (or 409), an earlier
+    /// attempt whose answer was lost may be the write the condition now fails against: a retry
+    /// of ours, or libcurl's own silent re-send when a reused connection dies before answering.
+    /// So the object is read back (HEAD): if it holds this write's id, the write succeeded and its
+    /// ETag is returned; only otherwise was the race lost.
     /// - Throws: ``S3Error``; with ``S3PutOptions/ifNoneMatch`` `"*"` on an existing key, or
     ///   ``S3PutOptions/ifMatch`` on an object whose ETag changed,
     ///   ``S3Error/Code/preconditionFailed``; with `ifMatch` on a missing key,
@@ -236,10 +248,30 @@ public final class S3Client: Sendable {
         for (name, value) in options.metadata.sorted(by: { $0.key < $1.key }) {
             headers.append(("x-amz-meta-" + SigV4Signer.lowercased(name), value))
         }
+        let writeID = options.ifNoneMatch != nil || options.ifMatch != nil ? Self.randomWriteID() : nil
+        if let writeID { headers.append(("x-amz-meta-" + Self.writeIDMetadata, writeID)) }
         let payload: SigV4Signer.Payload = configuration.signsPayload ? .bytes(body) : .unsigned
-        let response = try await send(.put, bucket: bucket, key: key, headers: headers, body: body, payload: payload,
-                                      op: "put", deadline: deadline)
-        return S3PutResult(etag: response.headers["ETag"], versionID: response.headers["x-amz-version-id"])
+        do {
+            let response = try await send(.put, bucket: bucket, key: key, headers: headers, body: body, payload: payload,
+                                          op: "put", deadline: deadline)
+            return S3PutResult(etag: response.headers["ETag"], versionID: response.headers["x-amz-version-id"])
+        } catch where writeID != nil && (error.status == 412 || error.status == 409) {
+            // Our own earlier attempt may be what the condition now fails against.
+            guard let stored = try await headObject(bucket: bucket, key: key, deadline: deadline),
+                  stored.metadata[Self.writeIDMetadata] == writeID
+            else { throw error }
+            logger.debug("conditional PUT: the object already holds this write (an answer was lost); not a lost race",
+                         metadata: ["op": "put"])
+            return S3PutResult(etag: stored.etag, versionID: stored.versionID)
+        }
+    }
+
+    /// The user-metadata name (without `x-amz-meta-`) of a conditional write's id.
+    static let writeIDMetadata = "tiercache-write-id"
+
+    static func randomWriteID() -> String {
+        let text = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        return String(repeating: "0", count: 16 - text.count) + text
     }
 
     /// DeleteObject. Deleting a key that does not exist succeeds, as in S3.
@@ -324,44 +356,68 @@ public final class S3Client: Sendable {
         }
     }
 
-    /// PutBucketLifecycleConfiguration: replaces the bucket's lifecycle rules with `rules`.
-    /// - Throws: ``S3Error``.
-    public func putBucketLifecycle(bucket: String, rules: [S3LifecycleRule], deadline: ContinuousClock.Instant? = nil)
-        async throws(S3Error)
+    /// GetBucketLifecycleConfiguration: the bucket's rules, each kept as the XML S3 returned
+    /// (see ``S3LifecycleConfiguration``); a bucket without a configuration gives no rules.
+    /// - Throws: ``S3Error``; ``S3Error/Code/malformedResponse`` when the answer cannot be read.
+    public func getBucketLifecycleConfiguration(bucket: String, deadline: ContinuousClock.Instant? = nil)
+        async throws(S3Error) -> S3LifecycleConfiguration
     {
-        var xml = "<LifecycleConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-        for rule in rules {
-            xml += "<Rule><ID>\(xmlEscape(rule.id))</ID><Filter><Prefix>\(xmlEscape(rule.prefix))</Prefix></Filter>"
-            xml += "<Status>\(rule.isEnabled ? "Enabled" : "Disabled")</Status>"
-            xml += "<Expiration><Days>\(rule.expirationDays)</Days></Expiration></Rule>"
-        }
-        xml += "</LifecycleConfiguration>"
-        let body = Array(xml.utf8)
-        _ = try await send(.put, bucket: bucket, key: nil, query: [("lifecycle", "")],
-                           headers: [("Content-Type", "application/xml"),
-                                     ("Content-MD5", Self.base64(Array(Insecure.MD5.hash(data: body))))],
-                           body: body, payload: .bytes(body), op: "putLifecycle", deadline: deadline)
-    }
-
-    /// GetBucketLifecycleConfiguration: the bucket's expiration rules (rules with other actions
-    /// are returned with what could be read; a bucket without a configuration gives `[]`).
-    /// - Throws: ``S3Error``.
-    public func getBucketLifecycle(bucket: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> [S3LifecycleRule] {
         let response: HTTPResponse
         do {
             response = try await send(.get, bucket: bucket, key: nil, query: [("lifecycle", "")], op: "getLifecycle",
                                       deadline: deadline)
         } catch where error.code == .noSuchLifecycleConfiguration {
-            return []
+            return S3LifecycleConfiguration()
         }
-        guard let root = XMLElement.parse(response.body), root.name == "LifecycleConfiguration" else {
-            throw S3Error(.malformedResponse, "lifecycle answer is not a LifecycleConfiguration", status: response.status)
+        return try S3LifecycleConfiguration.parse(
+            response.body, transitionDefaultMinimumObjectSize: response.headers[Self.transitionDefaultHeader],
+            status: response.status)
+    }
+
+    /// PutBucketLifecycleConfiguration: makes `configuration` the bucket's lifecycle, sending
+    /// every rule's XML as it is; with no rules, DeleteBucketLifecycle (S3 accepts no empty
+    /// configuration). S3 has no conditional write for lifecycles: read, change and write from
+    /// one place (a deploy step), not from many processes at once.
+    /// - Throws: ``S3Error``.
+    public func putBucketLifecycleConfiguration(bucket: String, _ configuration: S3LifecycleConfiguration,
+                                                deadline: ContinuousClock.Instant? = nil) async throws(S3Error)
+    {
+        guard !configuration.rules.isEmpty else {
+            try await deleteBucketLifecycle(bucket: bucket, deadline: deadline)
+            return
         }
-        return root.children("Rule").map { rule in
-            let prefix = rule.child("Filter")?["Prefix"] ?? rule.child("Filter")?.child("And")?["Prefix"] ?? rule["Prefix"] ?? ""
-            return S3LifecycleRule(id: rule["ID"] ?? "", prefix: prefix,
-                                   expirationDays: Int(rule.child("Expiration")?["Days"] ?? "") ?? 0,
-                                   isEnabled: rule["Status"] == "Enabled")
+        let body = Array(configuration.xml.utf8)
+        var headers = [("Content-Type", "application/xml"), ("Content-MD5", Self.base64(Array(Insecure.MD5.hash(data: body))))]
+        if let size = configuration.transitionDefaultMinimumObjectSize { headers.append((Self.transitionDefaultHeader, size)) }
+        _ = try await send(.put, bucket: bucket, key: nil, query: [("lifecycle", "")], headers: headers,
+                           body: body, payload: .bytes(body), op: "putLifecycle", deadline: deadline)
+    }
+
+    /// DeleteBucketLifecycle: removes every lifecycle rule of the bucket.
+    /// - Throws: ``S3Error``.
+    public func deleteBucketLifecycle(bucket: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) {
+        _ = try await send(.delete, bucket: bucket, key: nil, query: [("lifecycle", "")], op: "deleteLifecycle",
+                           deadline: deadline)
+    }
+
+    static let transitionDefaultHeader = "x-amz-transition-default-minimum-object-size"
+
+    /// Replaces the bucket's lifecycle with expiration rules built from `rules`, dropping every
+    /// rule already there.
+    @available(*, deprecated, message: "drops the bucket's other rules; use getBucketLifecycleConfiguration, replacing(_:) and putBucketLifecycleConfiguration")
+    public func putBucketLifecycle(bucket: String, rules: [S3LifecycleRule], deadline: ContinuousClock.Instant? = nil)
+        async throws(S3Error)
+    {
+        try await putBucketLifecycleConfiguration(
+            bucket: bucket, S3LifecycleConfiguration(rules: rules.map(S3LifecycleConfiguration.Rule.init)), deadline: deadline)
+    }
+
+    /// The bucket's rules read as prefix + expiration days (a rule that filters on more than a
+    /// prefix, or does not expire after days, reads as prefix `""` or 0 days).
+    @available(*, deprecated, message: "loses every filter and action but prefix and days; use getBucketLifecycleConfiguration")
+    public func getBucketLifecycle(bucket: String, deadline: ContinuousClock.Instant? = nil) async throws(S3Error) -> [S3LifecycleRule] {
+        try await getBucketLifecycleConfiguration(bucket: bucket, deadline: deadline).rules.map {
+            S3LifecycleRule(id: $0.id, prefix: $0.prefix ?? "", expirationDays: $0.expirationDays ?? 0, isEnabled: $0.isEnabled)
         }
     }
 
@@ -392,17 +448,18 @@ public final class S3Client: Sendable {
         var path = endpoint.basePath
         if let bucket {
             guard Self.isValidBucketName(bucket) else { throw S3Error(.invalidRequest, "invalid bucket name '\(bucket)'") }
-            if usesVirtualHost(for: bucket) {
+            if configuration.addressingStyle == .accessPoint {
+                // The endpoint is the bucket's own.
+            } else if usesVirtualHost(for: bucket) {
                 host = bucket + "." + host
             } else {
                 path += "/" + bucket
             }
         }
         if let key {
-            // "." and ".." segments are sent as %2E so that no HTTP layer (libcurl included)
-            // resolves them away: S3 keys are opaque, and S3 signs the path exactly as sent.
-            let segments = PercentEncoding.encode(key, keepSlash: true).split(separator: "/", omittingEmptySubsequences: false)
-            path += "/" + segments.map { $0 == "." ? "%2E" : $0 == ".." ? "%2E%2E" : String($0) }.joined(separator: "/")
+            // S3 keys are opaque: "." and ".." segments and "//" are part of the key, signed and
+            // sent as they are (the HTTP client sends the path as given: CURLOPT_PATH_AS_IS).
+            path += "/" + PercentEncoding.encode(key, keepSlash: true)
         }
         if path.isEmpty { path = "/" }
         let hostHeader = endpoint.port.map { host + ":\($0)" } ?? host
@@ -565,7 +622,7 @@ public final class S3Client: Sendable {
             contentType: response.headers["Content-Type"], lastModified: response.headers["Last-Modified"],
             storageClass: response.headers["x-amz-storage-class"],
             serverSideEncryption: response.headers["x-amz-server-side-encryption"],
-            isNotModified: response.status == 304)
+            isNotModified: response.status == 304, versionID: response.headers["x-amz-version-id"])
     }
 
     static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }

@@ -29,8 +29,16 @@ public import TierCache
 ///   lease was overwritten then waits like any other loser.
 /// - Holding: while the loader runs, the lease is renewed (`PUT If-Match`) every third of
 ///   ``Configuration/leaseDuration``, so a long build keeps it and a crashed holder costs at most
-///   one lease duration. Releasing deletes it with `If-Match`, so a lease taken over by another
-///   process is never deleted by the old holder.
+///   one lease duration. Renewals stop with the load: at its release, when its turn is dropped
+///   without one (the lease is then released), or after ``Configuration/maxHold``. Releasing
+///   deletes it with `If-Match`, so a lease taken over by another process is never deleted by the
+///   old holder; it runs in a task of its own, so a cancelled caller still releases.
+/// - Every way out of ``begin(_:)`` that does not lead releases what this process wrote: the
+///   entry appeared, the lease read back is another holder's, a confirmation request failed or
+///   timed out, the task was cancelled. A lease write whose answer never came (timeout,
+///   cancellation, 5xx) is followed by a read of the lease, deleted when its holder is this
+///   process. A live lease whose holder id is this coordinator's and that no load here leads with
+///   is taken at once (`If-Match`) instead of waited out.
 /// - Failures: an S3 error while taking or reading the lease is ``LoadTurn/proceed(reason:)`` with
 ///   `error` (logged); renewal and release failures are logged and the lease is left to expire.
 ///   Nothing is thrown.
@@ -38,7 +46,7 @@ public import TierCache
 /// Expiry compares the lease's expiry (the holder's wall clock) with this process's wall clock
 /// plus ``Configuration/clockSkewTolerance``; docs/stampede.md discusses the assumption.
 /// Lease objects live under the tier's prefix, so the tier's lifecycle rule
-/// (``S3Tier/applyExpirationLifecycle(days:)``) expires leftover leases as well.
+/// (``S3Tier/applyExpirationLifecycle(days:dryRun:)``) expires leftover leases as well.
 public final class S3LeaseCoordinator: LoadCoordinator {
     /// Lease settings; every one has a default.
     public struct Configuration: Sendable {
@@ -60,8 +68,15 @@ public final class S3LeaseCoordinator: LoadCoordinator {
         public var requestTimeout: Duration
         /// Appended to the entry's object key to name the lease object.
         public var suffix: String
-        /// Who holds a lease taken by this coordinator (in the lease's JSON and in logs).
+        /// Who holds a lease taken by this coordinator (in the lease's JSON and in logs). A live
+        /// lease with this id that no load of this coordinator holds is taken as this process's
+        /// own (left behind by a write whose answer was lost, or by an earlier run under a fixed
+        /// id), without waiting for it to expire.
         public var holderID: String
+        /// How long a holder may keep its lease by renewing it. A loader still running after this
+        /// stops renewing, so its lease expires one ``leaseDuration`` later and another process
+        /// may take over. Default 15 minutes, Lambda's longest invocation.
+        public var maxHold: Duration
 
         /// Creates a configuration.
         public init(
@@ -73,7 +88,8 @@ public final class S3LeaseCoordinator: LoadCoordinator {
             renews: Bool = true,
             requestTimeout: Duration = .seconds(2),
             suffix: String = ".lease",
-            holderID: String = S3LeaseCoordinator.randomHolderID()
+            holderID: String = S3LeaseCoordinator.randomHolderID(),
+            maxHold: Duration = .seconds(15 * 60)
         ) {
             self.leaseDuration = leaseDuration
             self.waitDeadline = waitDeadline
@@ -84,6 +100,7 @@ public final class S3LeaseCoordinator: LoadCoordinator {
             self.requestTimeout = requestTimeout
             self.suffix = suffix
             self.holderID = holderID
+            self.maxHold = maxHold
         }
     }
 
@@ -105,6 +122,8 @@ public final class S3LeaseCoordinator: LoadCoordinator {
     public let tier: S3Tier
     private let clock: any CacheClock
     private let logger: Logger
+    /// Lease keys a load of this coordinator leads with right now (with how many loads).
+    private let leading = LockedValueBox<[String: Int]>([:])
 
     /// Creates a coordinator for the entries of `tier` (same bucket, client and prefix).
     /// - Parameters:
@@ -149,23 +168,8 @@ public final class S3LeaseCoordinator: LoadCoordinator {
                 // Requests while waiting end at the wait deadline; the first attempt gets its own.
                 let end = firstRound ? nil : deadline
                 if !firstRound, try await entryIsFresh(key, until: end) { return .appeared }
-                if let (turn, etag) = try await tryLease(key, leaseKey: leaseKey, create: firstRound, until: end) {
-                    // The previous holder may have stored the entry and released its lease
-                    // between this process's miss and its lease: look once more before building.
-                    if try await entryIsFresh(key, until: nil) {
-                        await turn.release()
-                        return .appeared
-                    }
-                    // S3 serializes conditional writes, but not every S3-compatible store does
-                    // (moto checks and writes without a lock, so two PUTs can both succeed): lead
-                    // only if the lease read back is the one this process wrote. Releasing a lost
-                    // one is a conditional DELETE on this process's ETag, which leaves the
-                    // winner's lease alone.
-                    if try await leaseETag(leaseKey, until: nil) == etag { return turn }
-                    logger.notice("lease write succeeded but another holder's lease is stored; waiting", metadata: [
-                        "lease": "\(leaseKey)", "holder": "\(configuration.holderID)",
-                    ])
-                    await turn.release()
+                if let taken = try await tryLease(key, leaseKey: leaseKey, create: firstRound, until: end) {
+                    if let turn = try await confirm(key, leaseKey: leaseKey, taken: taken) { return turn }
                 }
             } catch {
                 if Task.isCancelled { return .proceed(reason: "cancelled") }
@@ -198,20 +202,59 @@ public final class S3LeaseCoordinator: LoadCoordinator {
         }
     }
 
-    /// One attempt at the lease: create it when absent, take it over when expired.
-    /// - Returns: a lead turn and the ETag of the lease written, or nil when another process holds
-    ///   a live lease.
+    /// A lease this process wrote and does not lead with yet.
+    private struct Taken {
+        var etag: String
+        var takeover: Bool
+    }
+
+    /// Decides whether a lease just written leads: the entry may have appeared meanwhile, and a
+    /// store that does not serialize conditional writes may have let another holder's lease
+    /// replace it. Every way out that does not lead (the entry appeared, the lease was lost, a
+    /// request failed or the task was cancelled) releases the lease before returning or throwing.
+    /// - Returns: the lead turn, ``LoadTurn/appeared``, or nil when another holder's lease is
+    ///   stored (keep waiting).
+    private func confirm(_ key: CacheKey, leaseKey: String, taken: Taken) async throws(S3Error) -> LoadTurn? {
+        do throws(S3Error) {
+            // The previous holder may have stored the entry and released its lease between this
+            // process's miss and its lease: look once more before building.
+            if try await entryIsFresh(key, until: nil) {
+                await release(leaseKey: leaseKey, etag: taken.etag)
+                return .appeared
+            }
+            // S3 serializes conditional writes, but not every S3-compatible store does (moto
+            // checks and writes without a lock, so two PUTs can both succeed): lead only if the
+            // lease read back is the one this process wrote. Releasing a lost one is a conditional
+            // DELETE on this process's ETag, which leaves the winner's lease alone.
+            if try await leaseETag(leaseKey, until: nil) == taken.etag {
+                return lead(key, leaseKey: leaseKey, etag: taken.etag, takeover: taken.takeover)
+            }
+        } catch {
+            logger.debug("lease taken but not confirmed; releasing it", metadata: ["lease": "\(leaseKey)", "error": "\(error)"])
+            await release(leaseKey: leaseKey, etag: taken.etag)
+            throw error
+        }
+        logger.notice("lease write succeeded but another holder's lease is stored; waiting", metadata: [
+            "lease": "\(leaseKey)", "holder": "\(configuration.holderID)",
+        ])
+        await release(leaseKey: leaseKey, etag: taken.etag)
+        return nil
+    }
+
+    /// One attempt at the lease: create it when absent, take it over when expired or when it is
+    /// this process's own (same holder id) and no load of this coordinator holds it.
+    /// - Returns: the ETag of the lease written, or nil when another process holds a live lease.
     private func tryLease(_ key: CacheKey, leaseKey: String, create: Bool, until end: ContinuousClock.Instant?)
-        async throws(S3Error) -> (LoadTurn, String)?
+        async throws(S3Error) -> Taken?
     {
         if create, let etag = try await write(key, leaseKey: leaseKey, ifNoneMatch: "*", until: end) {
-            return (lead(key, leaseKey: leaseKey, etag: etag, takeover: false), etag)
+            return Taken(etag: etag, takeover: false)
         }
         guard let current = try await tier.client.getObject(bucket: tier.configuration.bucket, key: leaseKey,
                                                              deadline: requestDeadline(until: end)) else {
             // Released (a failed load) or expired away: try to take it.
             if let etag = try await write(key, leaseKey: leaseKey, ifNoneMatch: "*", until: end) {
-                return (lead(key, leaseKey: leaseKey, etag: etag, takeover: false), etag)
+                return Taken(etag: etag, takeover: false)
             }
             return nil
         }
@@ -219,13 +262,15 @@ public final class S3LeaseCoordinator: LoadCoordinator {
         let lease = try? JSONDecoder().decode(Lease.self, from: Data(current.body))
         // An unreadable lease is treated as expired: no process could ever release it otherwise.
         if let lease, clock.now() < WallTime(millisecondsSince1970: lease.expiresAt).advanced(by: configuration.clockSkewTolerance) {
-            return nil
+            // A live lease of this holder that no load here holds was left behind (an answer lost
+            // on the way back, a restart under a fixed holder id): it is this process's to take.
+            guard lease.holder == configuration.holderID, !isLeading(leaseKey) else { return nil }
         }
         guard let newETag = try await write(key, leaseKey: leaseKey, ifMatch: etag, until: end) else { return nil }
-        logger.notice("took over an expired lease", metadata: [
+        logger.notice("took over a lease", metadata: [
             "lease": "\(leaseKey)", "previousHolder": "\(lease?.holder ?? "unreadable")", "holder": "\(configuration.holderID)",
         ])
-        return (lead(key, leaseKey: leaseKey, etag: newETag, takeover: true), newETag)
+        return Taken(etag: newETag, takeover: true)
     }
 
     /// A conditional PUT of a fresh lease body.
@@ -249,6 +294,11 @@ public final class S3LeaseCoordinator: LoadCoordinator {
             return etag
         } catch where Self.lostRace(error) {
             return nil
+        } catch {
+            // No answer (timeout, cancellation, a broken connection, 5xx): the write may have
+            // been applied. Unless a load here leads with it, a lease of this holder is removed.
+            if error.status.map({ $0 >= 500 }) ?? true { await releaseIfOwn(leaseKey: leaseKey) }
+            throw error
         }
     }
 
@@ -282,20 +332,37 @@ public final class S3LeaseCoordinator: LoadCoordinator {
 
     // MARK: - Holding
 
+    /// Starts renewing a confirmed lease and returns the turn that releases it.
+    ///
+    /// Renewals are capped by the load itself: they stop when the turn is released, when the turn
+    /// is dropped without a release (its guard then releases the lease), or after
+    /// ``Configuration/maxHold``, whichever comes first.
     private func lead(_ key: CacheKey, leaseKey: String, etag: String, takeover: Bool) -> LoadTurn {
         logger.debug("lease taken", metadata: ["lease": "\(leaseKey)", "holder": "\(configuration.holderID)", "takeover": "\(takeover)"])
+        leading.withLock { $0[leaseKey, default: 0] += 1 }
         let held = HeldLease(etag: etag)
         let renewal: Task<Void, Never>? = configuration.renews ? Task { await self.renew(key, leaseKey: leaseKey, held: held) } : nil
-        return .lead {
+        let guardian = LeaseGuard { [self] in
             renewal?.cancel()
             await renewal?.value
-            await self.release(leaseKey: leaseKey, held: held)
+            if let etag = held.etag { await release(leaseKey: leaseKey, etag: etag) }
+            leading.withLock { leading in
+                leading[leaseKey, default: 1] -= 1
+                if leading[leaseKey] == 0 { leading.removeValue(forKey: leaseKey) }
+            }
         }
+        return .lead { await guardian.release() }
     }
 
-    /// Renews the lease every third of its duration until cancelled or lost.
+    private func isLeading(_ leaseKey: String) -> Bool {
+        leading.withLock { $0[leaseKey] != nil }
+    }
+
+    /// Renews the lease every third of its duration until cancelled, lost, or held for
+    /// ``Configuration/maxHold``.
     private func renew(_ key: CacheKey, leaseKey: String, held: HeldLease) async {
         let interval = configuration.leaseDuration / 3
+        let stop = ContinuousClock.now.advanced(by: configuration.maxHold)
         while true {
             do {
                 try await Task.sleep(for: interval)
@@ -303,6 +370,12 @@ public final class S3LeaseCoordinator: LoadCoordinator {
                 return
             }
             guard let etag = held.etag else { return }
+            guard ContinuousClock.now < stop else {
+                logger.warning("lease held for maxHold; no longer renewed, it expires on its own", metadata: [
+                    "lease": "\(leaseKey)", "maxHold": "\(configuration.maxHold)",
+                ])
+                return
+            }
             // Unstructured, so that a release cancelling this loop does not abort a renewal whose
             // answer would then be unknown (and the lease's ETag with it).
             let outcome = await Task { () -> Result<String?, S3Error> in
@@ -325,17 +398,54 @@ public final class S3LeaseCoordinator: LoadCoordinator {
         }
     }
 
-    private func release(leaseKey: String, held: HeldLease) async {
-        guard let etag = held.etag else { return }
-        do {
-            try await tier.client.deleteObject(bucket: tier.configuration.bucket, key: leaseKey, ifMatch: etag,
-                                               deadline: requestDeadline())
-            logger.debug("lease released", metadata: ["lease": "\(leaseKey)"])
-        } catch where Self.lostRace(error) {
-            logger.debug("lease not released: another process holds it now", metadata: ["lease": "\(leaseKey)"])
-        } catch {
-            logger.warning("lease release failed; it expires on its own", metadata: ["lease": "\(leaseKey)", "error": "\(error)"])
+    /// Deletes the lease if it still has `etag`. Runs in a task of its own, so that a cancelled
+    /// caller still gives its lease back (within ``Configuration/requestTimeout``).
+    private func release(leaseKey: String, etag: String) async {
+        await Task {
+            do throws(S3Error) {
+                try await tier.client.deleteObject(bucket: tier.configuration.bucket, key: leaseKey, ifMatch: etag,
+                                                   deadline: requestDeadline())
+                logger.debug("lease released", metadata: ["lease": "\(leaseKey)"])
+            } catch where Self.lostRace(error) {
+                logger.debug("lease not released: another process holds it now", metadata: ["lease": "\(leaseKey)"])
+            } catch {
+                logger.warning("lease release failed; it expires on its own", metadata: ["lease": "\(leaseKey)", "error": "\(error)"])
+            }
+        }.value
+    }
+
+    /// Deletes the lease when its holder is this process and no load here leads with it: the
+    /// clean-up after a lease write whose answer never came.
+    private func releaseIfOwn(leaseKey: String) async {
+        guard !isLeading(leaseKey) else { return }
+        let current: S3Object? = await Task {
+            try? await tier.client.getObject(bucket: tier.configuration.bucket, key: leaseKey, deadline: requestDeadline())
+        }.value
+        guard let current, let etag = current.etag,
+              let lease = try? JSONDecoder().decode(Lease.self, from: Data(current.body)), lease.holder == configuration.holderID,
+              !isLeading(leaseKey)
+        else { return }
+        await release(leaseKey: leaseKey, etag: etag)
+    }
+}
+
+/// Releases a lead turn's lease once: when the turn's release is called, or, if the turn is
+/// dropped without one (a caller that forgot, a path that threw), when the last copy goes.
+final class LeaseGuard: Sendable {
+    private let action: LockedValueBox<(@Sendable () async -> Void)?>
+
+    init(_ action: @escaping @Sendable () async -> Void) { self.action = LockedValueBox(action) }
+
+    func release() async {
+        let action = self.action.withLock { action in
+            defer { action = nil }
+            return action
         }
+        await action?()
+    }
+
+    deinit {
+        if let action = action.withLock({ $0 }) { Task { await action() } }
     }
 }
 

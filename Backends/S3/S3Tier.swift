@@ -260,15 +260,61 @@ public final class S3Tier: CacheTier {
                             schemaVersion: schema, size: size)
     }
 
-    /// Installs (or replaces) the bucket lifecycle rule that expires this tier's objects
-    /// `days` after they were written (the seed's 24 h is `days: 1`). Other rules are kept.
+    /// The ID of the lifecycle rule that expires this tier's objects:
+    /// `tiercache-expire-<prefix>` (`tiercache-expire-all` without a prefix).
+    public var expirationRuleID: String {
+        "tiercache-expire-" + (configuration.prefix.isEmpty ? "all" : configuration.prefix)
+    }
+
+    /// The lifecycle rule that expires this tier's objects (its prefix plus `/`) `days` after
+    /// they were written.
+    public func expirationRule(days: Int) -> S3LifecycleConfiguration.Rule {
+        S3LifecycleConfiguration.Rule(S3LifecycleRule(
+            id: expirationRuleID, prefix: configuration.prefix.isEmpty ? "" : configuration.prefix + "/", expirationDays: days))
+    }
+
+    /// Installs (or replaces) the bucket lifecycle rule that expires this tier's objects `days`
+    /// after they were written (the seed's 24 h is `days: 1`).
+    ///
+    /// Only the rule with ``expirationRuleID`` is touched: every other rule of the bucket is
+    /// written back exactly as S3 returned it (see ``S3LifecycleConfiguration``), and so is the
+    /// bucket's `x-amz-transition-default-minimum-object-size`. When the rule is already in
+    /// place, nothing is written.
+    /// - Parameter dryRun: read and compute the new configuration, but write nothing.
+    /// - Returns: the configuration before and after.
     /// - Throws: ``S3Error``.
-    public func applyExpirationLifecycle(days: Int = 1) async throws(S3Error) {
-        let ruleID = "tiercache-expire-" + (configuration.prefix.isEmpty ? "all" : configuration.prefix)
-        var rules = try await client.getBucketLifecycle(bucket: configuration.bucket).filter { $0.id != ruleID }
-        rules.append(S3LifecycleRule(id: ruleID, prefix: configuration.prefix.isEmpty ? "" : configuration.prefix + "/",
-                                     expirationDays: days))
-        try await client.putBucketLifecycle(bucket: configuration.bucket, rules: rules)
+    @discardableResult
+    public func applyExpirationLifecycle(days: Int = 1, dryRun: Bool = false) async throws(S3Error) -> S3LifecycleUpdate {
+        let before = try await client.getBucketLifecycleConfiguration(bucket: configuration.bucket)
+        let rule = expirationRule(days: days)
+        let after: S3LifecycleConfiguration
+        if let current = before.rule(id: rule.id), current.prefix == rule.prefix, current.expirationDays == rule.expirationDays,
+           current.isEnabled, current.actions == rule.actions {
+            after = before  // already in place (S3 may spell it differently): leave it
+        } else {
+            after = before.replacing(rule)
+        }
+        return try await update(before: before, after: after, dryRun: dryRun)
+    }
+
+    /// Removes the rule ``applyExpirationLifecycle(days:dryRun:)`` installs, keeping every other
+    /// rule exactly as S3 returned it (with no rule left, the bucket's lifecycle is deleted, as S3
+    /// accepts no empty configuration).
+    /// - Parameter dryRun: read and compute the new configuration, but write nothing.
+    /// - Returns: the configuration before and after (the same when there was no such rule).
+    /// - Throws: ``S3Error``.
+    @discardableResult
+    public func removeExpirationLifecycle(dryRun: Bool = false) async throws(S3Error) -> S3LifecycleUpdate {
+        let before = try await client.getBucketLifecycleConfiguration(bucket: configuration.bucket)
+        return try await update(before: before, after: before.removing(id: expirationRuleID), dryRun: dryRun)
+    }
+
+    private func update(before: S3LifecycleConfiguration, after: S3LifecycleConfiguration, dryRun: Bool)
+        async throws(S3Error) -> S3LifecycleUpdate
+    {
+        guard !dryRun, before != after else { return S3LifecycleUpdate(before: before, after: after, written: false) }
+        try await client.putBucketLifecycleConfiguration(bucket: configuration.bucket, after)
+        return S3LifecycleUpdate(before: before, after: after, written: true)
     }
 
     /// The object key for a cache key.

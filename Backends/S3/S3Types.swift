@@ -136,6 +136,8 @@ public struct S3Object: Sendable {
     /// True when the GetObject sent `If-None-Match` and S3 answered 304: the stored copy whose ETag
     /// was sent is still current and ``body`` is empty.
     public var isNotModified: Bool
+    /// `x-amz-version-id`, in a versioned bucket.
+    public var versionID: String? = nil
 }
 
 /// The result of a PutObject.

@@ -11,6 +11,10 @@ struct XMLElement: Sendable {
     var children: [XMLElement] = []
     /// The concatenated character data directly inside this element.
     var text: String = ""
+    /// Where the element sits in the parsed bytes: from its `<` to just past its closing `>`.
+    var range: Range<Int> = 0..<0
+    /// Just past the `>` of the element's start tag (its namespace declarations end there).
+    var startTagEnd: Int = 0
 
     func child(_ name: String) -> XMLElement? { children.first { $0.name == name } }
     func children(_ name: String) -> [XMLElement] { children.filter { $0.name == name } }
@@ -67,6 +71,7 @@ struct XMLElement: Sendable {
             elements += 1
             guard elements <= limits.maxElements else { return nil }
             // At "<".
+            let start = i
             i += 1
             guard let qualified = name() else { return nil }
             var element = XMLElement(name: localName(qualified))
@@ -77,9 +82,15 @@ struct XMLElement: Sendable {
                 if bytes[i] == UInt8(ascii: "/") {
                     guard i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: ">") else { return nil }
                     i += 2
+                    element.range = start..<i
+                    element.startTagEnd = i
                     return element
                 }
-                if bytes[i] == UInt8(ascii: ">") { i += 1; break }
+                if bytes[i] == UInt8(ascii: ">") {
+                    i += 1
+                    element.startTagEnd = i
+                    break
+                }
                 guard name() != nil else { return nil }
                 skipWhitespace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: "=") else { return nil }
@@ -105,6 +116,7 @@ struct XMLElement: Sendable {
                         guard i < bytes.count, bytes[i] == UInt8(ascii: ">") else { return nil }
                         i += 1
                         element.text = String(decoding: text, as: UTF8.self)
+                        element.range = start..<i
                         return element
                     } else if starts(with: "<!--") {
                         guard skip(past: "-->") else { return nil }

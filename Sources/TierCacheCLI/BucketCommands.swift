@@ -9,14 +9,56 @@ import TierCacheZstd
 struct LifecycleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lifecycle",
-        abstract: "Set or read the bucket's expiry rule for the cache prefix.",
+        abstract: "Set, remove or read the bucket's expiry rule for the cache prefix.",
         discussion: """
+            Only the rule named tiercache-expire-<prefix> is ever changed: every other rule of the \
+            bucket is written back exactly as S3 returned it.
+
             Examples:
               tiercache lifecycle apply s3://my-bucket/tiercache --days 1
+              tiercache lifecycle apply s3://my-bucket/tiercache --days 1 --dry-run
               tiercache lifecycle show s3://my-bucket/tiercache
+              tiercache lifecycle remove s3://my-bucket/tiercache
             """,
-        subcommands: [LifecycleApply.self, LifecycleShow.self]
+        subcommands: [LifecycleApply.self, LifecycleRemove.self, LifecycleShow.self]
     )
+
+    /// `s3://bucket/prefix` as bucket and prefix (without a trailing `/`).
+    static func target(_ location: String) throws(CLIError) -> (bucket: String, prefix: String)? {
+        guard case .s3(let bucket, let key) = try Location.parse(location, disk: nil) else { return nil }
+        return (bucket, String(key.reversed().drop { $0 == "/" }.reversed()))
+    }
+
+    /// Prints what a change did or, in a dry run, the configuration it would write.
+    static func report(_ update: S3LifecycleUpdate, bucket: String, prefix: String, dryRun: Bool, json: Bool,
+                       console: Console) throws(CLIError) {
+        guard dryRun else {
+            try LifecycleShow.report(update.after, bucket: bucket, prefix: prefix, json: json, console: console)
+            return
+        }
+        struct DryRun: Encodable {
+            var bucket: String
+            var prefix: String
+            var dryRun = true
+            var changes: Bool
+            /// The document PutBucketLifecycleConfiguration would send; nil when the bucket's
+            /// lifecycle would be deleted (no rule left).
+            var configuration: String?
+        }
+        let document = update.after.rules.isEmpty ? nil : update.after.xml
+        if json {
+            console.print(renderJSON(DryRun(bucket: bucket, prefix: prefix, changes: update.changes, configuration: document)))
+            return
+        }
+        if !update.changes {
+            console.print("dry run: s3://\(bucket) already has this configuration; nothing would be written")
+        } else if let document {
+            console.print("dry run: s3://\(bucket) would get this lifecycle configuration:")
+            console.print(document)
+        } else {
+            console.print("dry run: s3://\(bucket) would have no rule left; its lifecycle configuration would be deleted")
+        }
+    }
 }
 
 struct LifecycleApply: ReportingCommand {
@@ -25,44 +67,97 @@ struct LifecycleApply: ReportingCommand {
         abstract: "Install (or replace) the rule that expires objects under the prefix after N days.",
         discussion: """
             The rule is named tiercache-expire-<prefix> and filters on "<prefix>/"; the bucket's \
-            other rules are kept. S3 counts days from the object's creation and deletes within \
-            about a day after that, so keep the envelope's own --ttl shorter than the rule.
+            other rules are written back exactly as S3 returned them, whatever they filter on or \
+            do. S3 counts days from the object's creation and deletes within about a day after \
+            that, so keep the envelope's own --ttl shorter than the rule. --dry-run prints the \
+            configuration that would be written and writes nothing.
 
             Examples:
               tiercache lifecycle apply s3://my-bucket/tiercache --days 1
+              tiercache lifecycle apply s3://my-bucket/tiercache --days 1 --dry-run
               tiercache lifecycle apply s3://my-bucket/tiercache --days 7 --json
             """
     )
 
     @Argument(help: "s3://bucket/prefix (the S3 tier's prefix, without a trailing /).") var location: String
     @Option(help: "Days after creation at which S3 deletes the objects (the seed's 24 h is 1).") var days: Int = 1
+    @Flag(help: "Print the configuration that would be written; write nothing.") var dryRun = false
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
 
     func execute(_ console: Console) async throws(CLIError) {
         guard days >= 1 else { throw .usage("--days must be at least 1") }
-        guard case .s3(let bucket, let key) = try Location.parse(location, disk: nil) else { return }
-        let prefix = String(key.reversed().drop { $0 == "/" }.reversed())
+        guard let (bucket, prefix) = try LifecycleCommand.target(location) else { return }
         let client = try store.s3Settings(console).makeClient()
         defer { client.shutdown() }
         let tier = S3Tier(client: client, configuration: .init(bucket: bucket, prefix: prefix))
-        let rules: [S3LifecycleRule]
+        let update: S3LifecycleUpdate
         do {
-            try await tier.applyExpirationLifecycle(days: days)
-            rules = try await client.getBucketLifecycle(bucket: bucket)
+            update = try await tier.applyExpirationLifecycle(days: days, dryRun: dryRun)
         } catch {
             throw .from(error, doing: "setting the lifecycle of s3://\(bucket)")
         }
-        try LifecycleShow.report(rules, bucket: bucket, prefix: prefix, json: output.json, console: console)
+        try LifecycleCommand.report(update, bucket: bucket, prefix: prefix, dryRun: dryRun, json: output.json, console: console)
+    }
+}
+
+struct LifecycleRemove: ReportingCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove",
+        abstract: "Remove the rule that apply installed for the prefix, keeping every other rule.",
+        discussion: """
+            Removes the rule named tiercache-expire-<prefix>; the bucket's other rules are written \
+            back exactly as S3 returned them (with none left, the bucket's lifecycle configuration \
+            is deleted, as S3 takes no empty one). Exit code 3 when there is no such rule. \
+            --dry-run prints the configuration that would be written and writes nothing.
+
+            Examples:
+              tiercache lifecycle remove s3://my-bucket/tiercache
+              tiercache lifecycle remove s3://my-bucket/tiercache --dry-run
+            """
+    )
+
+    @Argument(help: "s3://bucket/prefix (the S3 tier's prefix, without a trailing /).") var location: String
+    @Flag(help: "Print the configuration that would be written; write nothing.") var dryRun = false
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func execute(_ console: Console) async throws(CLIError) {
+        guard let (bucket, prefix) = try LifecycleCommand.target(location) else { return }
+        let client = try store.s3Settings(console).makeClient()
+        defer { client.shutdown() }
+        let tier = S3Tier(client: client, configuration: .init(bucket: bucket, prefix: prefix))
+        let update: S3LifecycleUpdate
+        do {
+            update = try await tier.removeExpirationLifecycle(dryRun: dryRun)
+        } catch {
+            throw .from(error, doing: "removing the lifecycle rule of s3://\(bucket)")
+        }
+        guard update.changes else { throw .notFound("s3://\(bucket) has no rule \(tier.expirationRuleID)") }
+        if dryRun {
+            try LifecycleCommand.report(update, bucket: bucket, prefix: prefix, dryRun: true, json: output.json, console: console)
+        } else if output.json {
+            struct Removed: Encodable {
+                var bucket: String
+                var removed: String
+                var rulesLeft: Int
+            }
+            console.print(renderJSON(Removed(bucket: bucket, removed: tier.expirationRuleID, rulesLeft: update.after.rules.count)))
+        } else {
+            console.print("removed \(tier.expirationRuleID) from s3://\(bucket); \(update.after.rules.count) other rule(s) kept")
+        }
     }
 }
 
 struct LifecycleShow: ReportingCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
-        abstract: "Show the bucket's expiry rules and which of them cover the prefix.",
+        abstract: "Show the bucket's lifecycle rules and which of them expire the prefix.",
         discussion: """
-            Exit code 3 when no enabled expiry rule covers the prefix.
+            A rule covers the prefix when it is filtered on a prefix alone (or not filtered) that \
+            contains it and expires objects a number of days after creation; a rule filtered on \
+            tags or object size covers only some objects and does not count. Exit code 3 when no \
+            enabled rule covers the prefix.
 
             Examples:
               tiercache lifecycle show s3://my-bucket/tiercache
@@ -76,10 +171,15 @@ struct LifecycleShow: ReportingCommand {
 
     struct Rule: Encodable {
         var id: String
-        var prefix: String
-        var expirationDays: Int
+        /// The prefix the rule is limited to; nil when it also filters on tags or object size.
+        var prefix: String?
+        /// Days after creation when objects expire; nil when the rule does not expire after days.
+        var expirationDays: Int?
+        var actions: [String]
         var enabled: Bool
         var coversPrefix: Bool
+        /// The rule as S3 returned it.
+        var xml: String
     }
 
     struct Report: Encodable {
@@ -90,33 +190,35 @@ struct LifecycleShow: ReportingCommand {
     }
 
     func execute(_ console: Console) async throws(CLIError) {
-        guard case .s3(let bucket, let key) = try Location.parse(location, disk: nil) else { return }
-        let prefix = String(key.reversed().drop { $0 == "/" }.reversed())
+        guard let (bucket, prefix) = try LifecycleCommand.target(location) else { return }
         let client = try store.s3Settings(console).makeClient()
         defer { client.shutdown() }
-        let rules: [S3LifecycleRule]
+        let lifecycle: S3LifecycleConfiguration
         do {
-            rules = try await client.getBucketLifecycle(bucket: bucket)
+            lifecycle = try await client.getBucketLifecycleConfiguration(bucket: bucket)
         } catch {
             throw .from(error, doing: "reading the lifecycle of s3://\(bucket)")
         }
-        try Self.report(rules, bucket: bucket, prefix: prefix, json: output.json, console: console)
+        try Self.report(lifecycle, bucket: bucket, prefix: prefix, json: output.json, console: console)
     }
 
-    static func report(_ rules: [S3LifecycleRule], bucket: String, prefix: String, json: Bool,
+    static func report(_ lifecycle: S3LifecycleConfiguration, bucket: String, prefix: String, json: Bool,
                        console: Console) throws(CLIError) {
         let target = prefix.isEmpty ? "" : prefix + "/"
-        let shown = rules.map {
-            Rule(id: $0.id, prefix: $0.prefix, expirationDays: $0.expirationDays, enabled: $0.isEnabled,
-                 coversPrefix: target.hasPrefix($0.prefix) && $0.expirationDays > 0)
+        let shown = lifecycle.rules.map { rule in
+            let covers = (rule.prefix.map { target.hasPrefix($0) } ?? false) && (rule.expirationDays ?? 0) > 0
+            return Rule(id: rule.id, prefix: rule.prefix, expirationDays: rule.expirationDays, actions: rule.actions,
+                        enabled: rule.isEnabled, coversPrefix: covers, xml: rule.xml)
         }
-        let effective = shown.filter { $0.enabled && $0.coversPrefix }.map(\.expirationDays).min()
+        let effective = shown.filter { $0.enabled && $0.coversPrefix }.compactMap(\.expirationDays).min()
         if json {
             console.print(renderJSON(Report(bucket: bucket, prefix: prefix, rules: shown, effectiveExpirationDays: effective)))
         } else {
             if shown.isEmpty { console.print("s3://\(bucket) has no lifecycle rules") }
             for r in shown {
-                console.print("\(r.coversPrefix ? "*" : " ") \(r.id): prefix '\(r.prefix)', expire after \(r.expirationDays) day(s), \(r.enabled ? "enabled" : "disabled")")
+                let filter = r.prefix.map { "prefix '\($0)'" } ?? "a filter on more than a prefix (tags or size)"
+                let action = r.expirationDays.map { "expire after \($0) day(s)" } ?? r.actions.joined(separator: ", ")
+                console.print("\(r.coversPrefix ? "*" : " ") \(r.id): \(filter), \(action), \(r.enabled ? "enabled" : "disabled")")
             }
             console.print(effective.map { "objects under s3://\(bucket)/\(target) expire \($0) day(s) after creation" }
                 ?? "no enabled expiry rule covers s3://\(bucket)/\(target)")

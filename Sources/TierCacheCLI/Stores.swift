@@ -39,7 +39,9 @@ enum Location: Sendable, CustomStringConvertible {
         let rest = text.dropFirst(5)
         let bucket = rest.prefix { $0 != "/" }
         guard !bucket.isEmpty else { throw .usage("'\(text)' names no bucket") }
-        let key = rest.dropFirst(bucket.count).drop { $0 == "/" }
+        // One "/" separates bucket and key; any further one is part of the key ("s3://b//a" is
+        // the key "/a", as in the aws CLI).
+        let key = rest.dropFirst(bucket.count).dropFirst()
         return .s3(bucket: String(bucket), key: String(key))
     }
 

@@ -417,6 +417,9 @@ package final class CurlEngine: @unchecked Sendable {
         check(CTierCacheCurl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
         check(CTierCacheCurl_easy_setopt_long(handle, CURLOPT_HTTP_VERSION, CTierCacheCurl_http_version_1_1()))
         check(CTierCacheCurl_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1))
+        // The path goes out exactly as given: "." and ".." segments are not resolved away (an S3
+        // key may hold them, and the request was signed over the path as given).
+        check(CTierCacheCurl_easy_setopt_long(handle, CURLOPT_PATH_AS_IS, 1))
         check(CTierCacheCurl_easy_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, writeCallback))
         check(CTierCacheCurl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context))
         check(CTierCacheCurl_easy_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, headerCallback))

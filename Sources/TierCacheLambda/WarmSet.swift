@@ -197,7 +197,13 @@ struct WarmItem: Sendable {
             let now = cache.configuration.clock.now()
             let fresh = now.advanced(by: handle.ttl ?? cache.configuration.defaultTTL)
             let stale = fresh.advanced(by: cache.configuration.defaultStaleFor)
-            let entry = try cache.encode(key, value: value, createdAt: now, freshUntil: fresh, staleUntil: stale)
+            let entry: CacheEntry
+            do {
+                entry = try cache.encode(key, value: value, createdAt: now, freshUntil: fresh, staleUntil: stale)
+            } catch {
+                await turn?.release()  // nothing will be stored: let the next process build it
+                throw error
+            }
             cache.keepInMemory(key, value: value, weight: Int(clamping: entry.uncompressedLength), createdAt: now, freshUntil: fresh, staleUntil: stale)
             handle.set(WarmResult(value: value, source: .loader, isStale: false, freshUntil: fresh, staleUntil: stale))
             return (entry, turn)

@@ -14,8 +14,9 @@ import Darwin
 ///
 /// Faults are ``LoopbackHTTPServer/Fault`` values: `.reset` (RST, nothing answered), `.close`,
 /// `.neverAnswer` (a stall until the client gives up), `.delay(_:)`, `.truncateBody(keeping:)`
-/// (the upstream's real answer, cut short) and `.status(_:)` (for 503 bursts: answered without
-/// reaching the upstream). Queue them with ``enqueue(_:)``, or script them per request with
+/// (the upstream's real answer, cut short), `.status(_:)` (for 503 bursts: answered without
+/// reaching the upstream) and `.loseAnswer` (forwarded and applied upstream, then the client's
+/// connection is reset: the answer is lost on the way back). Queue them with ``enqueue(_:)``, or script them per request with
 /// ``script(_:)``; a queued fault goes first. ``Configuration/latency`` and
 /// ``Configuration/jitter`` apply to every forwarded request.
 ///

@@ -82,6 +82,7 @@ public final class LoopbackHTTPServer: Sendable {
             case truncateBody(keeping: Int)
             case closeDelimitedBody
             case status(Int)
+            case loseAnswer
         }
 
         let kind: Kind
@@ -103,6 +104,10 @@ public final class LoopbackHTTPServer: Sendable {
         public static let closeDelimitedBody = Fault(kind: .closeDelimitedBody)
         /// Answers with this status and a short text body without calling the handler.
         public static func status(_ code: Int) -> Fault { Fault(kind: .status(code)) }
+        /// Calls the handler, so the request takes effect (a ``FaultProxy`` forwards it upstream),
+        /// then resets the connection instead of answering: the client cannot tell whether its
+        /// request was applied, as when an answer is lost on the way back.
+        public static let loseAnswer = Fault(kind: .loseAnswer)
 
         /// The fault's kind and parameters, for test output.
         public var description: String { "\(kind)" }
@@ -470,6 +475,10 @@ private final class ServerState: @unchecked Sendable {
                 closeDelimited = true
             case .status(let code)?:
                 response = .init(status: code, headers: [("Content-Type", "text/plain")], body: Array("injected fault: status \(code)\n".utf8))
+            case .loseAnswer?:
+                _ = handler(request)
+                resetOnClose = true
+                return
             case nil:
                 response = handler(request)
             }

@@ -140,10 +140,16 @@ struct S3ClientMotoTests {
         let client = try Moto.client()
         let bucket = Moto.uniqueBucket("lifecycle")
         try await client.createBucket(bucket)
-        #expect(try await client.getBucketLifecycle(bucket: bucket).isEmpty)
+        #expect(try await client.getBucketLifecycleConfiguration(bucket: bucket).rules.isEmpty)
         let rule = S3LifecycleRule(id: "tiercache-expire", prefix: "cache/", expirationDays: 1)
-        try await client.putBucketLifecycle(bucket: bucket, rules: [rule])
-        #expect(try await client.getBucketLifecycle(bucket: bucket) == [rule])
+        try await client.putBucketLifecycleConfiguration(bucket: bucket, S3LifecycleConfiguration(rules: [.init(rule)]))
+        let read = try await client.getBucketLifecycleConfiguration(bucket: bucket).rules
+        #expect(read.map(\.id) == ["tiercache-expire"])
+        #expect(read.map(\.prefix) == ["cache/"])
+        #expect(read.map(\.expirationDays) == [1])
+        #expect(read.map(\.isEnabled) == [true])
+        try await client.putBucketLifecycleConfiguration(bucket: bucket, S3LifecycleConfiguration())
+        #expect(try await client.getBucketLifecycleConfiguration(bucket: bucket).rules.isEmpty)
     }
 
     @Test("a wrong secret gets SignatureDoesNotMatch, and no secret reaches the logs or the error")

@@ -183,13 +183,16 @@ struct S3FaultTests {
         #expect(start.duration(to: clock.now) < Self.slack + .seconds(10))
     }
 
-    @Test("dot segments in keys reach the server unresolved")
+    @Test("dot segments and empty segments in keys reach the server as signed, unresolved")
     func dotSegments() async throws {
         let server = try LoopbackHTTPServer { _ in .init(status: 200, body: [1]) }
         defer { server.stop() }
         let client = try S3Client(configuration: .init(endpoint: server.baseURL, credentials: .static(accessKeyID: "a", secretAccessKey: "b")))
-        _ = try await client.getObject(bucket: "bucket", key: "a/../b/./c")
-        #expect(server.recordedRequests.last?.path == "/bucket/a/%2E%2E/b/%2E/c")
+        for (key, path) in [("a/../b/./c", "/bucket/a/../b/./c"), ("../x", "/bucket/../x"), ("a/..", "/bucket/a/.."),
+                            ("//a//b", "/bucket///a//b"), (".", "/bucket/.")] {
+            _ = try await client.getObject(bucket: "bucket", key: key)
+            #expect(server.recordedRequests.last?.path == path)
+        }
     }
 
     @Test("a backoff that would end past the deadline is not slept: the last failure is thrown at once")

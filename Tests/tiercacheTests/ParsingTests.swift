@@ -17,6 +17,10 @@ struct ParsingTests {
         #expect(key == "a/b/c.v1")
         guard case .s3(_, let empty) = try Location.parse("s3://b", disk: nil) else { return }
         #expect(empty.isEmpty)
+        for (text, expected) in [("s3://b/", ""), ("s3://b//a", "/a"), ("s3://b/a//b/./c/../d", "a//b/./c/../d")] {
+            guard case .s3(_, let key) = try Location.parse(text, disk: nil) else { return }
+            #expect(key == expected, "\(text)")
+        }
         #expect(throws: CLIError.self) { try Location.parse("b/key", disk: nil) }
         #expect(throws: CLIError.self) { try Location.parse("s3:///key", disk: nil) }
         #expect(throws: CLIError.self) { try Location.parse("s3://b/k", disk: "/tmp/x") }

@@ -161,3 +161,35 @@ struct Moto {
         ]), "")
     }
 }
+
+/// Runs a python3 script (boto3 as the reference client) and returns what it printed.
+func runPython(_ script: String, environment: [String: String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", script]
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let errBox = Capture()
+    let done = DispatchGroup()
+    DispatchQueue.global().async(group: done) {
+        errBox.addErr(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    done.wait()
+    guard process.terminationStatus == 0 else {
+        throw PythonFailed(status: process.terminationStatus, stderr: errBox.result.1)
+    }
+    return String(decoding: stdout, as: UTF8.self)
+}
+
+struct PythonFailed: Error, CustomStringConvertible {
+    var status: Int32
+    var stderr: String
+    var description: String { "python3 exited \(status): \(stderr)" }
+}

@@ -26,14 +26,19 @@ public struct BucketTarget: Sendable, Hashable, CustomStringConvertible {
     public var prefix: String?
     /// How requests are signed.
     public var signing: Signing
+    /// How the bucket goes into URLs; nil for the tier's client template's (virtual-hosted or
+    /// path-style). ``S3Client/AddressingStyle/accessPoint`` when the endpoint is the bucket's own.
+    public var addressingStyle: S3Client.AddressingStyle?
 
     /// Creates a target.
-    public init(region: Region, bucket: String, endpoint: String? = nil, prefix: String? = nil, signing: Signing = .sigV4) {
+    public init(region: Region, bucket: String, endpoint: String? = nil, prefix: String? = nil, signing: Signing = .sigV4,
+                addressingStyle: S3Client.AddressingStyle? = nil) {
         self.region = region
         self.bucket = bucket
         self.endpoint = endpoint
         self.prefix = prefix
         self.signing = signing
+        self.addressingStyle = addressingStyle
     }
 
     /// The endpoint requests go to: ``endpoint`` or `https://` + the region's S3 host.
@@ -159,15 +164,23 @@ extension BucketResolver where Self == FixedBucketResolver {
         FixedBucketResolver(BucketTarget(region: region, bucket: bucket, endpoint: endpoint, prefix: prefix))
     }
 
-    /// A Multi-Region Access Point, signed with SigV4a for a region set.
+    /// A Multi-Region Access Point, addressed as the AWS SDKs address it: requests go to
+    /// `https://<alias>.accesspoint.s3-global.amazonaws.com/<key>` (the key is the whole path; the
+    /// alias is not repeated in it) and are signed with SigV4a for `regionSet`.
     /// - Parameters:
-    ///   - alias: the access point's alias (`mfzwi23gnjvgw.mrap`), used as the bucket name.
-    ///   - endpoint: nil for `https://<alias>.accesspoint.s3-global.amazonaws.com`.
+    ///   - alias: the access point's alias (`mfzwi23gnjvgw.mrap`), or its ARN
+    ///     (`arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap`). It names the target in logs
+    ///     and metrics.
+    ///   - regionSet: the SigV4a region set: `*` (any region, as the SDKs sign) or a
+    ///     comma-separated list of the access point's regions.
+    ///   - endpoint: the URL the access point is reached at; nil for the global endpoint above.
+    ///     The key is its path, as on the global endpoint.
     public static func multiRegionAccessPoint(alias: String, regionSet: String = "*", endpoint: String? = nil) -> FixedBucketResolver {
-        FixedBucketResolver(BucketTarget(
-            region: .usEast1, bucket: alias,
-            endpoint: endpoint ?? "https://\(alias).accesspoint.s3-global.amazonaws.com",
-            signing: .sigV4a(regionSet: regionSet)))
+        let name = alias.hasPrefix("arn:") ? String(alias.split(separator: "/", maxSplits: 1).last ?? Substring(alias)) : alias
+        return FixedBucketResolver(BucketTarget(
+            region: .usEast1, bucket: name,
+            endpoint: endpoint ?? "https://\(name).accesspoint.s3-global.amazonaws.com",
+            signing: .sigV4a(regionSet: regionSet), addressingStyle: .accessPoint))
     }
 }
 

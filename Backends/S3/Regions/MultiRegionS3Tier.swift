@@ -152,6 +152,7 @@ public final class MultiRegionS3Tier: CacheTier {
         clientConfiguration.region = target.region
         clientConfiguration.endpoint = target.resolvedEndpoint
         clientConfiguration.sigV4aRegionSet = target.signing.regionSet
+        if let style = target.addressingStyle { clientConfiguration.addressingStyle = style }
         let client: S3Client
         do {
             client = try S3Client(configuration: clientConfiguration, httpClient: httpClient, logger: logger,

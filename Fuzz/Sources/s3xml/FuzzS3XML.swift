@@ -1,8 +1,9 @@
 import FuzzSupport
 @testable import TierCacheS3
 
-/// S3's XML reader and the two readers on top of it (error bodies, ListObjectsV2 pages):
-/// malformed, deep or huge documents give nil or a typed error, never a trap.
+/// S3's XML reader and the readers on top of it (error bodies, ListObjectsV2 pages, lifecycle
+/// configurations): malformed, deep or huge documents give nil or a typed error, never a trap; a
+/// lifecycle configuration written back (its rules' own bytes) reads back with the same rules.
 func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     if let root = XMLElement.parse(bytes) {
@@ -13,6 +14,11 @@ func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     precondition(error.status == 500, "the status was lost")
     if let page = try? S3Client.listPage(from: bytes, status: 200) {
         precondition(page.objects.allSatisfy { $0.size >= 0 } || true)
+    }
+    if let lifecycle = try? S3LifecycleConfiguration.parse(bytes, transitionDefaultMinimumObjectSize: nil, status: 200) {
+        let again = try? S3LifecycleConfiguration.parse(Array(lifecycle.xml.utf8), transitionDefaultMinimumObjectSize: nil,
+                                                        status: 200)
+        precondition(again?.rules == lifecycle.rules, "a lifecycle configuration does not read back as written")
     }
     return 0
 }

@@ -41,6 +41,10 @@ let package = Package(
             .product(name: "TierCache", package: "swift-tiercache"),
             .product(name: "TierCacheS3", package: "swift-tiercache"),
         ]),
+        fuzzTarget("disk", [
+            .product(name: "TierCache", package: "swift-tiercache"),
+            .product(name: "TierCacheDisk", package: "swift-tiercache"),
+        ]),
         fuzzTarget("runtime", [
             .product(name: "TierCacheLambda", package: "swift-tiercache"),
             .product(name: "TierCacheHTTP", package: "swift-tiercache"),

@@ -5,7 +5,8 @@
 #   scripts/fuzz.sh all 5000                the short pass CI runs
 #   scripts/fuzz.sh --seeds                 rewrites the binary seeds (envelopes, binary values,
 #                                           zstd frames, lz4 blocks) in Fuzz/corpus/<target>/
-# Targets: envelope binary zstd lz4 s3xml sigv4 runtime.
+# Targets: envelope binary zstd lz4 s3xml sigv4 runtime disk. Inputs are up to 8 KiB, but for
+# disk (the disk tier's file reader and split decoder), up to 1 MiB.
 # Seeds come from Fuzz/corpus/<target>/ (kept in the repo, read only); inputs the fuzzer finds
 # go to .build-fuzz/corpus/<target>/ and a crash to .build-fuzz/artifacts/. Any crash, leak,
 # ASan report or timeout fails the run and prints the reproducer's path:
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-all=(envelope binary zstd lz4 s3xml sigv4 runtime)
+all=(envelope binary zstd lz4 s3xml sigv4 runtime disk)
 target=${1:-all}
 runs=${2:-100000}
 seeds=0
@@ -59,7 +60,9 @@ for t in "${targets[@]}"; do
     work="$scratch/corpus/$t"
     mkdir -p "$work"
     start=$(date +%s)
-    if "$bin/fuzz-$t" -runs="$runs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    max_len=8192
+    [[ $t == disk ]] && max_len=1048576
+    if "$bin/fuzz-$t" -runs="$runs" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$scratch/artifacts/$t-" "$work" "Fuzz/corpus/$t" >"$scratch/$t.log" 2>&1; then
         execs=$(grep -E "stat::number_of_executed_units" "$scratch/$t.log" | awk '{print $2}')
         cov=$(grep -oE "cov: [0-9]+" "$scratch/$t.log" | tail -1)

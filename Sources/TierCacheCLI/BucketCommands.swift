@@ -245,7 +245,7 @@ struct WarmCommand: ReportingCommand {
             Examples:
               tiercache warm s3://my-bucket/tiercache/reports ./prepared --ttl 24h
               tiercache warm s3://my-bucket/tiercache/reports ./prepared --strip-extension --schema-version 2
-              tiercache warm --disk /tmp/tiercache reports ./prepared --codec lz4
+              tiercache warm --disk /tmp/tiercache-1000 reports ./prepared --codec lz4
             """
     )
 
@@ -298,7 +298,8 @@ struct WarmCommand: ReportingCommand {
             describe = { "s3://\(bucket)/\(S3Tier.objectKey(for: $0, prefix: prefix))" }
         case .disk(let root, let key):
             namespace = key
-            target = DiskFolder(root: root).tier()
+            // A dry run writes nothing, and so makes no folder either.
+            target = dryRun ? DiskTier(configuration: .init(root: root)) : try await DiskFolder(root: root).tier()
             client = nil
             describe = { "\($0.rendered) in \(root)" }
         }
@@ -384,7 +385,7 @@ struct StatsCommand: ReportingCommand {
             Examples:
               tiercache stats s3://my-bucket/tiercache/
               tiercache stats s3://my-bucket/tiercache/reports/ --json
-              tiercache stats --disk /tmp/tiercache
+              tiercache stats --disk /tmp/tiercache-1000
             """
     )
 

@@ -20,7 +20,7 @@ struct PutCommand: ReportingCommand {
             Examples:
               tiercache put s3://my-bucket/tiercache/reports/daily.v1 daily.json --ttl 24h
               tiercache put s3://my-bucket/blobs/model.bin model.bin --codec lz4 --json
-              tiercache put --disk /tmp/tiercache reports/daily#v1 daily.json --codec none
+              tiercache put --disk /tmp/tiercache-1000 reports/daily#v1 daily.json --codec none
               cat daily.json | tiercache put s3://my-bucket/x/y.v1 - --dict reports.zdict
             """
     )
@@ -84,7 +84,7 @@ struct PutCommand: ReportingCommand {
             etag = try await S3Objects.putEntry(entry, client: client, bucket: bucket, key: objectKey, encryption: encryption).etag
         case .disk(let root, _):
             let folder = DiskFolder(root: root)
-            let tier = folder.tier()
+            let tier = try await folder.tier()
             let before = tier.statistics.writeErrors
             do {
                 try await tier.put(entry)
@@ -152,7 +152,7 @@ struct GetCommand: ReportingCommand {
 
             Examples:
               tiercache get s3://my-bucket/tiercache/reports/daily.v1 -o daily.json
-              tiercache get --disk /tmp/tiercache reports/daily#v1 > daily.json
+              tiercache get --disk /tmp/tiercache-1000 reports/daily#v1 > daily.json
               tiercache get s3://my-bucket/x/y.v1 -o y.json --dict reports.zdict --json
             """
     )
@@ -208,7 +208,7 @@ struct RemoveCommand: ReportingCommand {
 
             Examples:
               tiercache rm s3://my-bucket/tiercache/reports/daily.v1
-              tiercache rm --disk /tmp/tiercache reports/daily#v1
+              tiercache rm --disk /tmp/tiercache-1000 reports/daily#v1
             """
     )
 
@@ -242,8 +242,9 @@ struct RemoveCommand: ReportingCommand {
             let key = try KeyText.parse(text)
             let folder = DiskFolder(root: root)
             guard folder.exists(key) else { throw .notFound("no entry for \(key.rendered) in \(root)") }
+            let tier = try await folder.tier()
             do {
-                try await folder.tier().remove(key)
+                try await tier.remove(key)
             } catch {
                 throw .storage("removing \(key.rendered) from \(root): \(error)")
             }
@@ -271,7 +272,7 @@ struct ListCommand: ReportingCommand {
             Examples:
               tiercache ls s3://my-bucket/tiercache/reports/
               tiercache ls s3://my-bucket/tiercache/ --expiry --json
-              tiercache ls --disk /tmp/tiercache reports/
+              tiercache ls --disk /tmp/tiercache-1000 reports/
             """
     )
 
@@ -335,7 +336,7 @@ struct InspectCommand: ReportingCommand {
 
             Examples:
               tiercache inspect s3://my-bucket/tiercache/reports/daily.v1
-              tiercache inspect --disk /tmp/tiercache reports/daily#v1 --json
+              tiercache inspect --disk /tmp/tiercache-1000 reports/daily#v1 --json
               tiercache inspect ./downloaded.entry
               aws s3 cp s3://my-bucket/tiercache/reports/daily.v1 - | tiercache inspect -
             """

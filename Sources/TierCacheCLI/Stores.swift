@@ -205,7 +205,9 @@ struct ListedObject: Encodable, Sendable {
 // MARK: - Disk folders
 
 /// Direct access to a disk tier's files, for reading without side effects (the tier removes what
-/// it cannot decode; an operator wants to see it instead) and for listing.
+/// it cannot decode; an operator wants to see it instead) and for listing. Like the tier, it
+/// never follows a symbolic link below the root and reads only regular files (a FIFO planted
+/// where an entry belongs cannot make it wait).
 struct DiskFolder: Sendable {
     var root: String
 
@@ -215,7 +217,7 @@ struct DiskFolder: Sendable {
 
     func read(_ key: CacheKey) throws(CLIError) -> [UInt8]? {
         do {
-            return try LocalFile.read(path(for: key))
+            return try LocalFile.read(path(for: key), regularFileOnly: true)
         } catch where error.exitCode == ExitStatus.notFound {
             return nil
         }
@@ -223,20 +225,30 @@ struct DiskFolder: Sendable {
 
     func exists(_ key: CacheKey) -> Bool {
         var st = stat()
-        return stat(path(for: key), &st) == 0
+        return lstat(path(for: key), &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 
-    func tier() -> DiskTier {
-        DiskTier(configuration: .init(root: root))
+    /// The library's tier on this folder, its root checked first (the tier refuses a root another
+    /// user owns or others can write into; the CLI says so instead of failing quietly).
+    func tier() async throws(CLIError) -> DiskTier {
+        let tier = DiskTier(configuration: .init(root: root))
+        do {
+            try await tier.checkRoot()
+        } catch let error as DiskRootError {
+            throw .storage(error.message)
+        } catch {
+            throw .storage("checking \(root): \(error)")
+        }
+        return tier
     }
 
     /// Every entry file under the root whose rendered key starts with `prefix`, with expiry read
     /// from the first bytes of each file.
     func list(prefix: String, progress: ProgressLine?) -> [ListedObject] {
-        let namespaces = Self.children(root + "/ns")
+        let namespaces = Self.folders(root + "/ns")
         var result: [ListedObject] = []
         for ns in namespaces where ns.hasPrefix(prefix.split(separator: "/", maxSplits: 1).first.map(String.init) ?? "") {
-            for shard in Self.children("\(root)/ns/\(ns)") where shard.count == 2 {
+            for shard in Self.folders("\(root)/ns/\(ns)") where shard.count == 2 {
                 for file in Self.children("\(root)/ns/\(ns)/\(shard)") where file.count == 32 {
                     let path = "\(root)/ns/\(ns)/\(shard)/\(file)"
                     guard let item = Self.peek(path: path, fallbackName: "\(ns)/?\(file)") else { continue }
@@ -248,6 +260,7 @@ struct DiskFolder: Sendable {
         return result.sorted { $0.name < $1.name }
     }
 
+    /// The names in `dir` (all of them, a leading dot or not, but `.` and `..`), sorted.
     static func children(_ dir: String) -> [String] {
         guard let handle = opendir(dir) else { return [] }
         defer { closedir(handle) }
@@ -256,14 +269,22 @@ struct DiskFolder: Sendable {
             let name = withUnsafePointer(to: entry.pointee.d_name) {
                 $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
             }
-            if !name.hasPrefix(".") { names.append(name) }
+            if name != ".", name != ".." { names.append(name) }
         }
         return names.sorted()
     }
 
+    /// The folders in `dir`, not symbolic links to folders (never followed, as the tier does not).
+    static func folders(_ dir: String) -> [String] {
+        children(dir).filter { name in
+            var st = stat()
+            return lstat(dir + "/" + name, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        }
+    }
+
     /// Reads the fixed header and the key of one entry file (not the payload).
     static func peek(path: String, fallbackName: String) -> ListedObject? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()

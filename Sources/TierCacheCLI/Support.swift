@@ -309,17 +309,24 @@ func fixed(_ value: Double, digits: Int) -> String {
 // MARK: - Local files
 
 enum LocalFile {
-    static func read(_ path: String) throws(CLIError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// Reads the whole file at `path`.
+    /// - Parameter regularFileOnly: refuse anything but a regular file, without following a
+    ///   symbolic link or waiting on a FIFO (a disk tier's entry files).
+    static func read(_ path: String, regularFileOnly: Bool = false) throws(CLIError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | (regularFileOnly ? O_NOFOLLOW | O_NONBLOCK : 0))
         guard fd >= 0 else {
             let code = errno
             if code == ENOENT { throw .notFound("no such file: \(path)") }
+            if code == ELOOP, regularFileOnly { throw .localIO("\(path) is a symbolic link, not an entry file") }
             throw .localIO("cannot open \(path): \(String(cString: strerror(code)))")
         }
         defer { close(fd) }
         var st = stat()
         if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
             throw .localIO("\(path) is a folder, not a file")
+        }
+        if regularFileOnly, (st.st_mode & S_IFMT) != S_IFREG {
+            throw .localIO("\(path) is not a regular file")
         }
         var out: [UInt8] = []
         if st.st_size > 0 { out.reserveCapacity(Int(st.st_size)) }

@@ -21,7 +21,7 @@ public struct TierCacheCommand: AsyncParsableCommand {
               tiercache put s3://my-bucket/tiercache/reports/daily.v1 report.json --ttl 24h
               tiercache get s3://my-bucket/tiercache/reports/daily.v1 -o report.json
               tiercache inspect s3://my-bucket/tiercache/reports/daily.v1
-              tiercache ls --disk /tmp/tiercache reports/
+              tiercache ls --disk /tmp/tiercache-1000 reports/
               tiercache stats s3://my-bucket/tiercache/
             """,
         version: "0.1.0",

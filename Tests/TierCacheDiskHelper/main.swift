@@ -1,11 +1,19 @@
 // A child process for TierCacheDiskTests: the crash-safety test kills it with SIGKILL while it
-// writes; the multi-process test runs two of it against one root.
+// writes; the multi-process test runs two of it against one root; the neighbour tests use it as
+// another process (or another user) sharing /tmp.
 //
 //   tiercache-disk-helper crash-writer <root> <seed>
 //       writes forever (until killed) to keys c0..c49 with payloads of varied size.
 //   tiercache-disk-helper hammer <root> <seed> <operations> <maxBytes> <maxEntries>
 //       four tasks put/get/remove keys h0..h99; exits 0 when every read was intact, 1 otherwise,
 //       and prints `hammer reads=<n> hits=<n> corrupt=<n> bad=<n>`.
+//   tiercache-disk-helper hold-locks <root> 0 <path relative to root>...
+//       takes an exclusive flock on each (a folder or a file, as the tier does), prints `locked`,
+//       then stops itself with SIGSTOP, holding them, until it is continued and killed.
+//   tiercache-disk-helper plant-root <root> <uid> <victim> <namespace> <name>
+//       drops to user <uid> (from root) and makes <root> as a hostile neighbour would: mode 0755,
+//       `usage` a symbolic link to <victim>, and an entry for <namespace>/<name> whose payload
+//       is "planted"; prints `planted`.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,7 +64,7 @@ struct SplitMix: RandomNumberGenerator {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 4 else {
-    print("usage: tiercache-disk-helper crash-writer|hammer <root> <seed> ...")
+    print("usage: tiercache-disk-helper crash-writer|hammer|hold-locks|plant-root <root> <seed> ...")
     exit(2)
 }
 let root = arguments[2]
@@ -118,6 +126,54 @@ case "hammer":
     print("hammer reads=\(stats.hits + stats.misses) hits=\(stats.hits) corrupt=\(stats.corrupt) bad=\(bad) writes=\(stats.writes) evictions=\(stats.evictions)")
     fflush(nil)
     exit(bad == 0 && stats.corrupt == 0 ? 0 : 1)
+
+case "hold-locks":
+    var held: [Int32] = []
+    for relative in arguments.dropFirst(4) {
+        let fd = open(root + "/" + relative, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0, flock(fd, LOCK_EX) == 0 else {
+            print("cannot lock \(relative): errno \(errno)")
+            exit(1)
+        }
+        held.append(fd)
+    }
+    print("locked")
+    fflush(nil)
+    raise(SIGSTOP)
+    // Continued: keep holding until killed.
+    while true { pause() }
+
+case "plant-root":
+    guard arguments.count >= 7, let user = uid_t(arguments[3]) else {
+        print("usage: tiercache-disk-helper plant-root <root> <uid> <victim> <namespace> <name>")
+        exit(2)
+    }
+    guard setgid(gid_t(user)) == 0, setuid(user) == 0, geteuid() == user else {
+        print("cannot become user \(user): errno \(errno)")
+        exit(1)
+    }
+    let key = try CacheKey(namespace: arguments[5], name: arguments[6])
+    let fingerprint = key.fingerprint
+    let shard = root + "/ns/" + key.namespace + "/" + fingerprint.prefix(2)
+    guard mkdir(root, 0o755) == 0, chmod(root, 0o755) == 0, symlink(arguments[4], root + "/usage") == 0,
+          mkdir(root + "/ns", 0o755) == 0, mkdir(root + "/ns/" + key.namespace, 0o755) == 0, mkdir(shard, 0o755) == 0
+    else {
+        print("cannot plant \(root): errno \(errno)")
+        exit(1)
+    }
+    let planted = Array("planted".utf8)
+    let entry = CacheEntry(
+        key: key, serializerID: .json, codecID: .identity, createdAt: WallTime(millisecondsSince1970: 0),
+        freshUntil: WallTime(millisecondsSince1970: Int64.max / 2), staleUntil: WallTime(millisecondsSince1970: Int64.max / 2),
+        uncompressedLength: UInt64(planted.count), payload: planted)
+    let fd = open(shard + "/" + fingerprint, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+    let bytes = entry.encoded()
+    guard fd >= 0, bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+        print("cannot plant the entry: errno \(errno)")
+        exit(1)
+    }
+    close(fd)
+    print("planted")
 
 default:
     print("unknown mode \(arguments[1])")

@@ -42,6 +42,8 @@ struct DiskTierFaultTests {
         WriteFault(operation: .makeDirectory, errno: EACCES, reason: "EACCES"),
         WriteFault(operation: .rename, errno: EROFS, reason: "EROFS"),
         WriteFault(operation: .lockFile, errno: EACCES, reason: "EACCES"),
+        // Another process holding the lock for good: the write gives up after `lockWait`.
+        WriteFault(operation: .lockFile, errno: EWOULDBLOCK, reason: "lockTimeout"),
     ])
     func failedWriteIsSkippedCountedAndLeavesNothingBehind(_ fault: WriteFault) async throws {
         let dir = TemporaryRoot("fault")

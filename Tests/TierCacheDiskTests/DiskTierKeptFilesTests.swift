@@ -137,6 +137,10 @@ struct DiskTierKeptFilesTests {
         #expect(try await reader.get(k)?.payload == makeEntry(k, size: 500, seed: 2).payload, "the kept file was replaced")
         #expect(try await reader.get(k)?.payload == makeEntry(k, size: 500, seed: 2).payload)
         #expect(reader.statistics.hitsOnKeptFiles == 1, "the new file is kept in turn")
+        // The replaced file is let go on the pool (its last close may wait on the journal).
+        for _ in 0..<200 where openDescriptors(under: dir.root).contains(where: { $0.hasSuffix(" (deleted)") }) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         #expect(!openDescriptors(under: dir.root).contains { $0.hasSuffix(" (deleted)") }, "the replaced file was let go")
         try await writer.remove(k)
         #expect(try await reader.get(k) == nil, "the kept file was removed")

@@ -172,6 +172,49 @@ struct DiskCommandTests {
         #expect(text.text.contains("expired share 33.3%"))
     }
 
+    @Test("a folder others can write into is refused with the reason, exit 5, and nothing is written")
+    func refusedRoot() async throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeFile(dir + "/in", Array("hello".utf8))
+        let open = dir + "/open"
+        #expect(mkdir(open, 0o700) == 0 && chmod(open, 0o777) == 0)
+        let put = await run(["put", "--disk", open, "a/b", dir + "/in"])
+        #expect(put.code == ExitStatus.storage)
+        #expect(put.stderr.contains("777"), "the message says what is wrong: \(put.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: open).isEmpty)
+        let warm = await run(["warm", "--disk", open, "a", dir + "/in"])
+        #expect(warm.code == ExitStatus.storage)
+    }
+
+    @Test("ls, get and stats neither follow links nor wait on a FIFO, and list dot namespaces")
+    func hostileFolder() async throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeFile(dir + "/in", Array("hello".utf8))
+        let cache = dir + "/cache"
+        #expect(await run(["put", "--disk", cache, ".hidden/one", dir + "/in"]).code == 0)
+        #expect(await run(["put", "--disk", cache, "plain/two", dir + "/in"]).code == 0)
+        // A FIFO where an entry belongs, and a namespace that is a link to a folder of entries.
+        let fifoKey = try CacheKey(namespace: "plain", name: "fifo")
+        let fifo = "\(cache)/ns/plain/\(fifoKey.fingerprint.prefix(2))/\(fifoKey.fingerprint)"
+        try FileManager.default.createDirectory(atPath: (fifo as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(symlink(cache + "/ns/plain", cache + "/ns/linked") == 0)
+
+        let listed = await run(["ls", "--disk", cache, "--json"])
+        #expect(listed.code == 0, "\(listed.stderr)")
+        let names = try listed.jsonArray().compactMap { $0["name"] as? String }
+        #expect(names.contains(".hidden/one#v1"), "a namespace starting with a dot is listed: \(names)")
+        #expect(names.contains("plain/two#v1"))
+        #expect(!names.contains { $0.hasPrefix("linked/") }, "the linked namespace is not followed: \(names)")
+        #expect(names.count == 2, "the FIFO is not listed as an entry: \(names)")
+        let get = await run(["get", "--disk", cache, "plain/fifo"])
+        #expect(get.code == ExitStatus.localIO, "\(get.stderr)")
+        #expect(get.stderr.contains("not a regular file"))
+        #expect(try await run(["stats", "--disk", cache, "--json"]).json()["entries"] as? Int == 2)
+    }
+
     @Test("warm writes prepared JSON files that a Cache<Value> reads without running its loader")
     func warmThenLibraryHit() async throws {
         let dir = try temporaryFolder()

@@ -1,7 +1,8 @@
-// Typed wrappers for the Linux calls the disk tier's read path needs and Swift cannot reach:
-// syscall(2) is variadic, preadv2(2) is declared only under _GNU_SOURCE, and fstatfs(2) is not
-// in Swift's Glibc module. The first two report ENOSYS where the platform lacks them, so the
-// caller falls back to its thread pool.
+// Typed wrappers for the Linux calls the disk tier needs and Swift cannot reach: syscall(2) is
+// variadic (openat2), preadv2(2) is declared only under _GNU_SOURCE, and fstatfs(2) is not in
+// Swift's Glibc module. The first two report ENOSYS where the platform lacks them, so the caller
+// falls back (to a walk of the path one folder at a time, to its thread pool). Only the tier's
+// system-call layer (FileSystem.swift) calls them.
 #ifndef CTIERCACHEDISK_SHIM_H
 #define CTIERCACHEDISK_SHIM_H
 
@@ -20,6 +21,8 @@ struct ctiercachedisk_open_how {
     uint64_t resolve;
 };
 #define CTIERCACHEDISK_SYS_OPENAT2 437
+#define CTIERCACHEDISK_RESOLVE_NO_SYMLINKS 0x04
+#define CTIERCACHEDISK_RESOLVE_BENEATH 0x08
 #define CTIERCACHEDISK_RESOLVE_CACHED 0x20
 #define CTIERCACHEDISK_RWF_NOWAIT 0x00000008
 extern ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags);
@@ -40,18 +43,22 @@ static inline int64_t ctiercachedisk_filesystem_type(int fd) {
 #endif
 }
 
-/// Opens `path` (relative to the folder `directory` unless absolute) with `flags` only if every
-/// path component is in the kernel's lookup cache, so the call cannot block on disk I/O:
-/// openat2(RESOLVE_CACHED). Fails with EAGAIN when it would have to read the disk,
-/// ENOSYS/EINVAL/EPERM where openat2 or the flag is unavailable.
-static inline int ctiercachedisk_openat_cached(int directory, const char *path, int flags) {
+/// Opens `path`, relative to the open folder `directory`, with `flags`, through openat2(2) with
+/// RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS: the path cannot leave `directory` and no component of
+/// it may be a symbolic link (ELOOP), so a link planted anywhere on the way is refused rather than
+/// followed. With `cached_only` non-zero, also RESOLVE_CACHED: the call fails with EAGAIN rather
+/// than read the disk to look a component up, so it cannot block on I/O. Fails with
+/// ENOSYS/EINVAL/EPERM/E2BIG where openat2 or a flag is unavailable (kernels before 5.6, or 5.12
+/// for RESOLVE_CACHED; sandboxes that refuse the call).
+static inline int ctiercachedisk_openat_beneath(int directory, const char *path, int flags, int cached_only) {
 #if defined(__linux__)
     struct ctiercachedisk_open_how how = {0};
     how.flags = (uint64_t)(unsigned)flags;
-    how.resolve = CTIERCACHEDISK_RESOLVE_CACHED;
+    how.resolve = CTIERCACHEDISK_RESOLVE_BENEATH | CTIERCACHEDISK_RESOLVE_NO_SYMLINKS
+        | (cached_only ? CTIERCACHEDISK_RESOLVE_CACHED : 0);
     return (int)syscall(CTIERCACHEDISK_SYS_OPENAT2, directory, path, &how, sizeof how);
 #else
-    (void)directory; (void)path; (void)flags;
+    (void)directory; (void)path; (void)flags; (void)cached_only;
     errno = ENOSYS;
     return -1;
 #endif

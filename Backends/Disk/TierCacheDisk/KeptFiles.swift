@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import CTierCacheDisk
 import Synchronization
 import TierCache
 
@@ -21,7 +13,7 @@ package final class KeptFileBudget: Sendable {
     }
 
     /// The process's budget: an eighth of its soft open-file limit (128 of Lambda's 1,024).
-    package static let process = KeptFileBudget(limit: openFileLimit() / 8)
+    package static let process = KeptFileBudget(limit: FileSystem.openFileLimit() / 8)
 
     /// Takes one file's share; false when the budget is used up.
     func take() -> Bool {
@@ -37,18 +29,6 @@ package final class KeptFileBudget: Sendable {
 
     /// Files kept now under this budget (tests).
     package var inUseForTests: Int { used.load(ordering: .relaxed) }
-
-    /// The process's soft limit on open descriptors.
-    private static func openFileLimit() -> Int {
-        var limit = rlimit()
-        #if canImport(Glibc)
-        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
-        #else
-        let resource = RLIMIT_NOFILE
-        #endif
-        guard getrlimit(resource, &limit) == 0 else { return 1024 }
-        return Int(clamping: limit.rlim_cur)
-    }
 }
 
 /// Entry files kept open between reads, a bounded number per process: a read of a kept file is
@@ -61,7 +41,7 @@ package final class KeptFileBudget: Sendable {
 /// a removal, an eviction, a sweep, a removed root. So a read whose `fstat` finds `st_nlink > 0`
 /// reads the file the name held at that moment, and one that finds 0 drops the descriptor and
 /// opens the name again. This holds on local file systems only (a network file system does not
-/// see another machine's unlink): ``isLocalFileSystem(_:)`` decides whether a root keeps files.
+/// see another machine's unlink): ``isLocalFileSystem(type:)`` decides whether a root keeps files.
 ///
 /// Slots in stripes chosen by fingerprint, each under its own lock. While a stripe has a free
 /// slot (and the process's ``KeptFileBudget`` a share left), every file read is kept. Once it is
@@ -77,10 +57,14 @@ final class KeptFiles: @unchecked Sendable {
     /// One open entry file; closed when the last reference goes.
     final class File: Sendable {
         let descriptor: Int32
+        private let fileSystem: FileSystem
 
-        init(_ descriptor: Int32) { self.descriptor = descriptor }
+        init(_ descriptor: Int32, _ fileSystem: FileSystem) {
+            self.descriptor = descriptor
+            self.fileSystem = fileSystem
+        }
 
-        deinit { close(descriptor) }
+        deinit { fileSystem.close(descriptor) }
     }
 
     private final class Stripe: @unchecked Sendable {
@@ -239,13 +223,13 @@ final class KeptFiles: @unchecked Sendable {
         stripes.reduce(0) { total, stripe in total + stripe.lock.withLock { stripe.files.count { $0 != nil } } }
     }
 
-    /// Whether the folder `directory` is on a file system where a kept descriptor's link count
-    /// tells whether its file still has its name: local ones. Network and FUSE file systems may
+    /// Whether a file system of `type` (`statfs`'s `f_type`, ``FileSystem/fileSystemType(_:)``)
+    /// is one where a kept descriptor's link count tells whether its file still has its name:
+    /// local ones. Network and FUSE file systems may
     /// not see another machine's or the server's unlink, and overlayfs reports a lower layer's
     /// file's own link count, which a rename over its name in the merged folder leaves at 1 (a
     /// root baked into a container image): those keep no files.
-    static func isLocalFileSystem(_ directory: Int32) -> Bool {
-        let type = ctiercachedisk_filesystem_type(directory)
+    static func isLocalFileSystem(type: Int64) -> Bool {
         // From <linux/magic.h>.
         let local: Set<Int64> = [
             0xEF53,  // ext2, ext3, ext4

@@ -245,14 +245,3 @@ final class RecencyIndex: @unchecked Sendable {
         }
     }
 }
-
-/// Where files live under a root.
-enum DiskLayout {
-    /// Shard folders per namespace: the first two hex digits of the fingerprint.
-    static let shardCount = 256
-
-    static func shardName(_ index: Int) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: [digits[index >> 4], digits[index & 15]], as: UTF8.self)
-    }
-}
